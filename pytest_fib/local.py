@@ -1,0 +1,101 @@
+"""Find the user's own solutions in the kernels folder.
+
+Two layouts work side by side, anywhere below the folder:
+
+* the contest starter kit: a folder with ``config.toml`` (``[solution] name, definition, author``;
+  ``[build] language, entry_point, destination_passing_style``) and its sources in
+  ``solution/<language>/`` -- packed exactly as the starter kit's ``pack_solution.py`` does through
+  ``flashinfer_bench.agents.pack_solution_from_files`` (top-level files of that folder with a source
+  extension), so what is tested is what would be submitted;
+* a Solution JSON file (``*.json``), as flashinfer-bench writes them.
+
+No torch here: items are collected from this, validated with flashinfer-bench's models at setup.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .dataset import Problem, SolutionRec, check_solution, _read_json
+
+# flashinfer_bench.agents.solution_handler.VALID_SOURCE_EXTENSIONS (0.1.2)
+SOURCE_EXTENSIONS = frozenset({".py", ".cu", ".cuh", ".cpp", ".c", ".h", ".hpp", ".cc", ".cxx"})
+SKIP_DIRS = frozenset({"__pycache__", ".git", "build", ".pytest_cache", ".hypothesis"})
+
+
+def discover(root: Path) -> tuple[list[SolutionRec], list[Problem]]:
+    """All solutions below ``root`` (starter-kit folders and Solution JSON files)."""
+    solutions: list[SolutionRec] = []
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return solutions, problems
+    kit_dirs = sorted(p.parent for p in root.rglob("config.toml") if not _skipped(p, root))
+    for kit in kit_dirs:
+        rec, problem = read_starter_kit(kit)
+        if rec:
+            solutions.append(rec)
+        if problem:
+            problems.append(problem)
+    for path in sorted(root.rglob("*.json")):
+        if _skipped(path, root) or any(k in path.parents for k in kit_dirs):
+            continue
+        raw, problem = _read_json(path, str(path))
+        if problem is None:
+            error = check_solution(raw)
+            problem = Problem(str(path), None, f"not a usable Solution JSON: {error}") if error else None
+        if problem:
+            problems.append(problem)
+            continue
+        solutions.append(SolutionRec(
+            name=raw["name"], definition=raw["definition"], author=raw["author"],
+            language=raw["spec"]["language"], path=str(path), origin="local", raw=raw))
+    return solutions, problems
+
+
+def _skipped(path: Path, root: Path) -> bool:
+    return any(part in SKIP_DIRS or part.startswith(".") for part in path.relative_to(root).parts[:-1])
+
+
+def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
+    cfg_path = folder / "config.toml"
+    where = str(cfg_path)
+    try:
+        cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
+        return None, Problem(where, None, f"not valid TOML: {e}")
+    sol, build = cfg.get("solution"), cfg.get("build")
+    if not isinstance(sol, dict) or not isinstance(build, dict):
+        return None, Problem(where, None, "needs [solution] (name, definition, author) and "
+                                          "[build] (language, entry_point) tables")
+    missing = [f"[solution] {k}" for k in ("name", "definition", "author") if not sol.get(k)]
+    missing += [f"[build] {k}" for k in ("language", "entry_point") if not build.get(k)]
+    if missing:
+        return None, Problem(where, None, f"missing {', '.join(missing)}")
+    language = str(build["language"])
+    src_dir = folder / "solution" / language
+    if not src_dir.is_dir():
+        return None, Problem(where, None, f"[build] language = {language!r} but {src_dir} does "
+                                          f"not exist (sources go in solution/{language}/)")
+    sources = [{"path": p.name, "content": p.read_text(encoding="utf-8")}
+               for p in sorted(src_dir.iterdir())
+               if p.is_file() and p.suffix.lower() in SOURCE_EXTENSIONS]
+    spec: dict[str, Any] = {
+        "language": language,
+        "target_hardware": list(build.get("target_hardware", ["cuda"])),
+        "entry_point": str(build["entry_point"]),
+        "destination_passing_style": bool(build.get("destination_passing_style", True)),
+    }
+    for key in ("binding", "dependencies"):
+        if key in build:
+            spec[key] = build[key]
+    raw = {"name": str(sol["name"]), "definition": str(sol["definition"]),
+           "author": str(sol["author"]), "spec": spec, "sources": sources}
+    if sol.get("description"):
+        raw["description"] = str(sol["description"])
+    error = check_solution(raw)
+    if error:
+        return None, Problem(where, None, error)
+    return SolutionRec(name=raw["name"], definition=raw["definition"], author=raw["author"],
+                       language=language, path=where, origin="local", raw=raw), None

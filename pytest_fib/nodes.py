@@ -1,0 +1,210 @@
+"""The collection tree: anchor folder -> definition -> solution -> correctness/timing items.
+
+Node ids are a contract (``-k``, ``--lf``, benchmark comparison and the remote collection check use
+them): ``kernels::rmsnorm_h4096::my_solution::correctness[batch_size=7-33bf737d]``.
+
+Items are ``pytest.Function`` subclasses, not custom ``pytest.Item``s, because timing items request
+pytest-benchmark's ``benchmark`` fixture (a custom Item cannot request fixtures: pytest #2471).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import pytest
+
+from .cases import Case, safe, workload_id
+from .dataset import Problem, SolutionRec
+from .session import FIB_SESSION, FibSession
+
+
+class FibFailure(AssertionError):
+    """A verdict: shown as its message alone, without a traceback into the harness."""
+
+
+def _fib(node: pytest.Item | pytest.Collector) -> FibSession:
+    return node.config.stash[FIB_SESSION]
+
+
+class FibSuite(pytest.Dir):
+    """A folder that holds solutions (the kernels folder, or the dataset for its solutions).
+
+    It collects like an ordinary directory and adds one node per definition under test."""
+
+    def __init__(self, *, origin: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.origin = origin
+
+    @classmethod
+    def from_parent(cls, parent: pytest.Collector, *, path: Path,  # type: ignore[override]
+                    origin: str) -> FibSuite:
+        # pytest.Dir.from_parent forwards only (parent, path); skip it to pass our field too.
+        # A folder outside the rootdir would get an empty node id; name it relative to the rootdir
+        # instead (``../data``), which is also what a user types to select it.
+        import os
+
+        nodeid = None
+        if parent.config.rootpath not in path.parents and path != parent.config.rootpath:
+            nodeid = os.path.relpath(path, parent.config.rootpath)
+        return super(pytest.Dir, cls).from_parent(parent=parent, path=path, origin=origin,
+                                                  nodeid=nodeid)
+
+    def _mine(self, sol: SolutionRec) -> bool:
+        return self.origin == "all" or sol.origin == self.origin
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        yield from super().collect()
+        fib = _fib(self)
+        for problem in self._problems(fib):
+            yield ProblemItem.from_parent(self, name=f"load[{safe(problem.where)}]",
+                                          problem=problem)
+        for sol in fib.orphans:
+            if self._mine(sol):
+                yield ProblemItem.from_parent(self, name=f"load[{safe(sol.name)}]",
+                                              problem=_orphan_problem(fib, sol))
+        by_definition: dict[str, list[SolutionRec]] = {}
+        for sol in fib.solutions:
+            if self._mine(sol):
+                by_definition.setdefault(sol.definition, []).append(sol)
+        for name in sorted(by_definition):
+            yield DefinitionNode.from_parent(self, name=name, solutions=by_definition[name])
+
+    def _problems(self, fib: FibSession) -> list[Problem]:
+        """Local problems under the kernels folder; dataset problems under the dataset anchor."""
+        kernels = fib.settings.kernels
+        def is_local(p: Problem) -> bool:
+            return Path(p.path).is_absolute() and kernels in Path(p.path).parents
+        if self.origin == "local":
+            return [p for p in fib.problems if is_local(p)]
+        if self.origin == "dataset":
+            return [p for p in fib.problems if not is_local(p)]
+        return list(fib.problems)
+
+
+def _orphan_problem(fib: FibSession, sol: SolutionRec) -> Problem:
+    bad = fib.dataset.unusable.get(sol.definition)
+    if bad is not None:
+        return Problem(sol.path, None, f"its definition {sol.definition!r} cannot be loaded: "
+                                       f"{bad.where}: {bad.message}", bad.kind)
+    known = ", ".join(sorted(fib.dataset.definitions)[:8]) or "none"
+    return Problem(sol.path, None, f"solution {sol.name!r} is for definition {sol.definition!r}, "
+                                   f"which is not in the dataset {fib.settings.dataset} "
+                                   f"(known: {known}...). Fix the definition name or use "
+                                   "--fib-dataset.")
+
+
+class DefinitionNode(pytest.Collector):
+    def __init__(self, *, solutions: list[SolutionRec], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.solutions = solutions
+
+    def collect(self) -> Iterable[pytest.Collector]:
+        names: dict[str, int] = {}
+        for sol in self.solutions:
+            names[sol.name] = names.get(sol.name, 0) + 1
+        for sol in self.solutions:
+            name = safe(sol.name)
+            if names[sol.name] > 1:  # same name, different content: keep ids unique and stable
+                name = f"{name}@{sol.content_hash[:8]}"
+            yield SolutionNode.from_parent(self, name=name, solution=sol)
+
+
+class SolutionNode(pytest.Collector):
+    def __init__(self, *, solution: SolutionRec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.solution = solution
+
+    def collect(self) -> Iterable[pytest.Item]:
+        fib = _fib(self)
+        for case in fib.cases:
+            if case.solution is not self.solution:
+                continue
+            wid = workload_id(case.workload)
+            for kind, func in (("correctness", correctness), ("timing", timing)):
+                yield FibItem.from_parent(self, name=f"{kind}[{wid}]", callobj=func,
+                                          case=case, kind=kind)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return Path(self.solution.path), 0, self.name
+
+
+class FibItem(pytest.Function):
+    """One (definition, workload, solution) check: correctness or timing."""
+
+    def __init__(self, *, case: Case, kind: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.kind = kind
+        sol = case.solution
+        for mark in ("fib", kind, case.definition.op_type, sol.language):
+            self.add_marker(mark)
+        if sol.needs_gpu:
+            self.add_marker("gpu")
+        if case.skip:
+            self.add_marker(pytest.mark.skip(reason=case.skip))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return Path(self.case.solution.path), 0, self.nodeid.split("::", 1)[-1]
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        if isinstance(excinfo.value, FibFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def record_outcome(self, rep: pytest.TestReport) -> None:
+        if self.kind != "correctness":
+            return
+        if rep.when == "call" or (rep.when == "setup" and not rep.passed):
+            message = str(rep.longrepr) if rep.longrepr is not None else ""
+            _fib(self).outcomes[self.case.key] = (rep.outcome, message)
+
+
+def _runner(node: pytest.Item) -> Any:
+    fib = _fib(node)
+    if fib.runner is None:
+        from .runner import Runner  # imports torch: only once the first item runs
+
+        fib.runner = Runner(fib)
+    return fib.runner
+
+
+def correctness(request: pytest.FixtureRequest) -> None:
+    """Run the solution on fresh inputs and compare with the definition's reference."""
+    item = request.node
+    _runner(item).correctness(item.case)
+
+
+def timing(request: pytest.FixtureRequest, benchmark: Any) -> None:
+    """Time the solution (device time on a GPU, host clock on a CPU) after it passed correctness."""
+    item = request.node
+    fib = _fib(item)
+    outcome = fib.outcomes.get(item.case.key)
+    if outcome is None:
+        pytest.skip("its correctness item did not run in this session (select both with -m fib)")
+    if outcome[0] != "passed":
+        pytest.skip(f"correctness {outcome[0]}: not timed")
+    _runner(item).timing(item.case, benchmark)
+
+
+class ProblemItem(pytest.Item):
+    """A file that cannot be used: fails (broken) or skips (valid for a newer schema)."""
+
+    def __init__(self, *, problem: Problem, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+        self.add_marker("fib")
+
+    def runtest(self) -> None:
+        text = f"{self.problem.where}: {self.problem.message}"
+        if self.problem.kind == "unsupported":
+            pytest.skip(f"not loadable by flashinfer-bench 0.1.2 (newer schema): {text}")
+        raise FibFailure(text)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return Path(self.problem.path), (self.problem.line or 1) - 1, self.name

@@ -1,0 +1,161 @@
+"""The controller's handle on its worker process: start, call with a timeout, replace on a crash.
+
+One worker per pytest process (per GPU under ``pytest -n N``), reused across items until something
+goes wrong: a crash, a timeout, or a CUDA error that poisons its context. Then it is replaced and
+the session goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+
+class WorkerLost(Exception):
+    """The worker died or hung: the message says how, with the end of its output."""
+
+
+def worker_env(device: str) -> dict[str, str]:
+    env = dict(os.environ)
+    if device == "cpu":
+        env["TRITON_INTERPRET"] = "1"  # must be set before any kernel is decorated
+        env.setdefault("TVM_FFI_CUDA_ARCH_LIST", "9.0")  # compile for Hopper; nothing runs
+        env.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
+    if "CUDA_HOME" not in env and Path("/usr/local/cuda").is_dir():
+        env["CUDA_HOME"] = "/usr/local/cuda"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _signal_name(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class WorkerProcess:
+    def __init__(self, device: str, log_dir: Path) -> None:
+        self.device = device
+        self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
+        parent, child = socket.socketpair()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest_fib.worker", str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=worker_env(device),
+                # Own session: Ctrl-C reaches pytest, which then stops the worker itself.
+                start_new_session=True)
+        child.close()
+        self.conn = Connection(parent.detach())
+
+    def log_tail(self, since: int = 0, lines: int = 40) -> str:
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(since)
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        start_log = self.log_size()
+        try:
+            self.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            raise WorkerLost(self._death(start_log)) from None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise WorkerLost(f"timed out after {timeout:g} s (--fib-timeout); the worker was "
+                                 f"killed and replaced. Its last output:\n{self.log_tail(start_log)}")
+            try:
+                if self.conn.poll(min(remaining, 1.0)):
+                    data = self.conn.recv_bytes()
+                    break
+            except (EOFError, OSError):
+                raise WorkerLost(self._death(start_log)) from None
+            if self.proc.poll() is not None and not self.conn.poll(0):
+                raise WorkerLost(self._death(start_log))
+        resp: dict[str, Any] = pickle.loads(data)
+        resp["log"] = resp.get("log") or self.log_tail(start_log, 60)
+        return resp
+
+    def _death(self, since: int) -> str:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode or -9
+        return (f"the worker process {_signal_name(code)} (a crash in solution code: segfault, "
+                f"abort, out of memory?); it was replaced. Its last output:\n"
+                f"{self.log_tail(since)}")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+            self.proc.wait()
+        self.conn.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.conn.close()  # the worker exits on EOF
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Pool:
+    """The worker this process talks to; started on first use, replaced after a loss."""
+
+    def __init__(self, device: str, log_dir: Path) -> None:
+        self.device = device
+        self.log_dir = log_dir
+        self.worker: WorkerProcess | None = None
+        self.started = 0
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        if self.worker is None or not self.worker.alive:
+            self.worker = WorkerProcess(self.device, self.log_dir)
+            self.started += 1
+        try:
+            resp = self.worker.call(request, timeout)
+        except WorkerLost:
+            self.worker = None
+            raise
+        if resp.get("fatal"):
+            self.worker.close()
+            self.worker = None
+        return resp
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None

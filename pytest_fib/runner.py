@@ -1,0 +1,170 @@
+"""Controller side of an item: reference, worker call, verdict, result record.
+
+Runs in the pytest process, which never executes solution code: the reference and the inputs the
+verdict depends on are computed here (bit-identical to the worker's, see ``inputs.py``) and the
+worker only sends back what the solution produced. Imports torch (first item only).
+"""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import check
+from .cases import Case
+from .inputs import make_inputs, trial_seed
+from .models import InvalidFile, validate
+from .nodes import FibFailure
+from .pool import Pool, WorkerLost
+from .session import FibSession
+
+
+class Runner:
+    def __init__(self, fib: FibSession) -> None:
+        self.fib = fib
+        self.settings = fib.settings
+        self.device = "cuda" if self.settings.device == "cuda" else "cpu"
+        self.log_dir = Path(tempfile.mkdtemp(prefix="pytest-fib-"))
+        self.pool = Pool(self.device, self.log_dir)
+        # (definition, workload uuid, seed) -> (inputs, reference outputs); a small LRU because
+        # items run workload by workload and every solution of a definition shares them.
+        self._refs: collections.OrderedDict[tuple[str, str, int], tuple[list[Any], list[Any]]] = (
+            collections.OrderedDict())
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- shared pieces -------------------------------------------------------------------------
+
+    def models(self, case: Case) -> tuple[Any, Any]:
+        try:
+            definition = validate("definition", case.definition.raw, case.definition.path)
+            workload = validate("workload", case.workload.raw,
+                                f"{case.workload.path}:{case.workload.line}")
+            validate("solution", case.solution.raw, case.solution.path)
+        except InvalidFile as e:
+            raise FibFailure(f"INVALID_FILE\n{e}") from None
+        return definition, workload
+
+    def seeds(self, case: Case, trials: int) -> list[int]:
+        return [trial_seed(self.settings.seed, case.definition.name, case.workload.uuid, t)
+                for t in range(trials)]
+
+    def reference(self, case: Case, definition: Any, workload: Any,
+                  seed: int) -> tuple[list[Any], list[Any]]:
+        key = (case.definition.name, case.workload.uuid, seed)
+        if key in self._refs:
+            self._refs.move_to_end(key)
+            return self._refs[key]
+        import torch
+        from flashinfer_bench.bench.evaluators.utils import normalize_result
+        from flashinfer_bench.compile import BuilderRegistry
+
+        inputs = make_inputs(definition, workload, self.device, seed, str(self.settings.dataset))
+        try:
+            ref = BuilderRegistry.get_instance().build_reference(definition)
+            with torch.no_grad():
+                result = ref(*[i.clone() if isinstance(i, torch.Tensor) else i for i in inputs])
+            outputs = normalize_result(definition, result, inputs_device(inputs, self.device))
+        except Exception as e:
+            raise FibFailure(f"REFERENCE_ERROR: the definition's reference failed on this "
+                             f"workload ({case.definition.path}): {type(e).__name__}: {e}"
+                             ) from None
+        self._refs[key] = (inputs, outputs)
+        while len(self._refs) > 8:
+            self._refs.popitem(last=False)
+        return inputs, outputs
+
+    def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> dict[str, Any]:
+        return {
+            "op": op, "definition": case.definition.raw, "workload": case.workload.raw,
+            "solution": case.solution.raw, "root": str(self.settings.dataset),
+            "where": {"definition": case.definition.path,
+                      "workload": f"{case.workload.path}:{case.workload.line}",
+                      "solution": case.solution.path},
+            "device": self.device, "needs_gpu": case.solution.needs_gpu, "seeds": seeds, **extra,
+        }
+
+    def call(self, request: dict[str, Any], case: Case) -> dict[str, Any]:
+        try:
+            resp = self.pool.call(request, self.settings.timeout)
+        except WorkerLost as e:
+            status = "TIMEOUT" if "timed out" in str(e) else "RUNTIME_ERROR"
+            self.record(case, status, str(e))
+            raise FibFailure(f"{status}: {e}") from None
+        status = resp["status"]
+        if status == "build_error":
+            text = (f"COMPILE_ERROR: {case.solution.name} ({case.solution.path}) did not build:\n"
+                    f"{resp['message'].strip()}\n--- compiler errors ---\n{resp['errors']}")
+            self.record(case, "COMPILE_ERROR", text)
+            raise FibFailure(text)
+        if status == "compiled":
+            self.record(case, "COMPILED", "")
+            pytest.skip(f"{case.solution.language} solution compiled OK "
+                        f"({resp.get('build_seconds', 0):.1f} s); running it needs a CUDA GPU")
+        if status == "unavailable":
+            pytest.skip(f"compile check not possible here: {resp['message']}")
+        if status == "needs_gpu":
+            pytest.skip(f"solution needs a CUDA GPU at run time: {resp['message']}")
+        if status == "invalid":
+            raise FibFailure(f"INVALID_FILE\n{resp['message']}")
+        if status == "runtime_error":
+            text = (f"RUNTIME_ERROR: {resp['message']}\n{resp.get('traceback', '')}\n"
+                    f"--- worker output ---\n{resp.get('log', '')}").strip()
+            self.record(case, "RUNTIME_ERROR", text)
+            raise FibFailure(text)
+        if status != "ok":
+            raise FibFailure(f"pytest-fib worker error (a bug in pytest-fib, please report): "
+                             f"{resp.get('message')}\n{resp.get('traceback', '')}")
+        return resp
+
+    def record(self, case: Case, status: str, log: str, **fields: Any) -> None:
+        rec = self.fib.results.setdefault(case.key, {"case": case})
+        rec.update(status=status, log=log[-20000:], **fields)
+
+    # -- correctness ---------------------------------------------------------------------------
+
+    def correctness(self, case: Case) -> None:
+        definition, workload = self.models(case)
+        tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
+        required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
+        seeds = self.seeds(case, tol.trials)
+        resp = self.call(self.request("correctness", case, seeds), case)
+        names = list(case.definition.raw["outputs"])
+        input_names = list(case.definition.raw["inputs"])
+        worst = check.Verdict("PASSED")
+        for t, (seed, trial) in enumerate(zip(seeds, resp["trials"])):
+            inputs, refs = self.reference(case, definition, workload, seed)
+            mutated = check.mutated_inputs(input_names, inputs, trial["inputs"])
+            if mutated:
+                self.record(case, "INCORRECT_NUMERICAL", mutated)
+                raise FibFailure(f"INPUT_MUTATED (trial {t + 1} of {len(seeds)}): {mutated}")
+            verdict = check.compare_outputs(names, trial["outputs"], refs, tol.atol, tol.rtol,
+                                            required)
+            if not verdict.passed:
+                self.record(case, verdict.status, verdict.message, max_abs=verdict.max_abs,
+                            max_rel=verdict.max_rel)
+                raise FibFailure(f"{verdict.status} (trial {t + 1} of {len(seeds)}, "
+                                 f"--fib-seed={self.settings.seed}):\n{verdict.message}")
+            worst = check.Verdict("PASSED", max_abs=max(worst.max_abs, verdict.max_abs),
+                                  max_rel=max(worst.max_rel, verdict.max_rel),
+                                  matched_ratio=min(worst.matched_ratio, verdict.matched_ratio))
+        self.record(case, "PASSED", resp.get("log", ""), max_abs=worst.max_abs,
+                    max_rel=worst.max_rel, matched_ratio=worst.matched_ratio)
+
+    # -- timing --------------------------------------------------------------------------------
+
+    def timing(self, case: Case, benchmark: Any) -> None:
+        pytest.skip("timing is not implemented yet")
+
+
+def inputs_device(inputs: list[Any], default: str) -> str:
+    for value in inputs:
+        device = getattr(value, "device", None)
+        if device is not None:
+            return str(device)
+    return default

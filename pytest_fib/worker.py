@@ -1,0 +1,181 @@
+"""The worker process: builds and runs solutions, and nothing else.
+
+Solution code runs only here, never in the pytest process: a segfault, an abort, an illegal memory
+access or an endless loop takes down this process alone, and the controller (``pool.py``) fails that
+one item, replaces the worker and goes on. The reference and the verdict stay in the controller,
+where no solution code has ever run, so a solution cannot patch them.
+
+Protocol: pickled dicts over a socket inherited as a file descriptor (the solution's own prints go
+to fds 1 and 2, which the controller sends to a log file: they cannot corrupt the protocol).
+Run as ``python -m pytest_fib.worker FD``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+from .build import Builder, BuildFailure, CheckUnavailable, compiler_errors
+
+# Text of errors after which the CUDA context is unusable: answer, then exit to be replaced.
+FATAL_MARKERS = ("illegal memory access", "CUDA error", "device-side assert", "unspecified launch",
+                 "misaligned address", "an illegal instruction", "CUBLAS_STATUS", "cudaError")
+NO_GPU_MARKERS = ("Torch not compiled with CUDA", "Found no NVIDIA driver", "No CUDA GPUs",
+                  "CUDA driver initialization failed", "no CUDA-capable device",
+                  "Cannot find a working triton installation", "0 active drivers",
+                  "libcuda.so cannot found")
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the controller is gone (killed with SIGKILL, say): never linger on a GPU."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(70)
+        time.sleep(1.0)
+
+
+def _to_host(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        # A contiguous host copy: a view would otherwise pickle its whole storage.
+        return value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    return repr(value)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _as_list(result: Any) -> list[Any]:
+    if isinstance(result, (tuple, list)):
+        return list(result)
+    return [result]
+
+
+def call_solution(runnable: Any, definition: Any, inputs: list[Any], device: str) -> list[Any]:
+    """One call in the solution's own style; returns the outputs in definition order."""
+    import torch
+
+    from .inputs import poisoned_outputs
+
+    with torch.no_grad():
+        if runnable.metadata.destination_passing_style:
+            outs = poisoned_outputs(definition, inputs, device)
+            runnable(*inputs, *outs)
+        else:
+            outs = _as_list(runnable(*inputs))
+    _sync(device)
+    return outs
+
+
+def _error(e: BaseException, device: str) -> dict[str, Any]:
+    text = "".join(traceback.format_exception(e)).strip()
+    short = f"{type(e).__name__}: {e}".strip()
+    if device == "cpu" and any(m in text for m in NO_GPU_MARKERS):
+        return {"status": "needs_gpu", "message": short}
+    fatal = device.startswith("cuda") and any(m in text for m in FATAL_MARKERS)
+    return {"status": "runtime_error", "message": short, "traceback": text[-6000:],
+            "fatal": fatal}
+
+
+def _load(req: dict[str, Any]) -> tuple[Any, Any, Any]:
+    from .models import validate
+
+    return (validate("definition", req["definition"], req["where"]["definition"]),
+            validate("workload", req["workload"], req["where"]["workload"]),
+            validate("solution", req["solution"], req["where"]["solution"]))
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.builder = Builder()
+
+    def build(self, req: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any] | None]:
+        definition, workload, solution = _load(req)
+        start = time.perf_counter()
+        try:
+            runnable = self.builder.build(definition, solution, req["device"])
+        except CheckUnavailable as e:
+            return definition, workload, None, {"status": "unavailable", "message": str(e)}
+        except BuildFailure as e:
+            return definition, workload, None, {
+                "status": "build_error", "message": str(e)[-4000:],
+                "errors": compiler_errors(e.log or str(e)), "log": (e.log or "")[-20000:]}
+        if runnable is None or (req["device"] == "cpu" and req["needs_gpu"]):
+            return definition, workload, None, {
+                "status": "compiled", "build_seconds": time.perf_counter() - start}
+        return definition, workload, runnable, None
+
+    def op_correctness(self, req: dict[str, Any]) -> dict[str, Any]:
+        from .inputs import make_inputs
+
+        definition, workload, runnable, early = self.build(req)
+        if early is not None:
+            return early
+        device = req["device"]
+        trials = []
+        for seed in req["seeds"]:
+            inputs = make_inputs(definition, workload, device, seed, req["root"])
+            try:
+                outs = call_solution(runnable, definition, inputs, device)
+            except BaseException as e:  # noqa: BLE001 -- any failure of solution code is a verdict
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                return _error(e, device)
+            trials.append({"outputs": [_to_host(o) for o in outs],
+                           "inputs": [_to_host(i) for i in inputs]})
+        return {"status": "ok", "trials": trials}
+
+    def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "ok", "pid": os.getpid()}
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(self, f"op_{req['op']}",
+                                                                         None)
+        if op is None:
+            return {"status": "worker_error", "message": f"unknown op {req['op']!r}"}
+        try:
+            return op(req)
+        except Exception as e:  # the harness's own bug or invalid input files: report, go on
+            from .models import InvalidFile
+
+            if isinstance(e, InvalidFile):
+                return {"status": "invalid", "message": str(e)}
+            return {"status": "worker_error", "message": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc()[-6000:]}
+
+
+def serve(conn: Connection) -> None:
+    worker = Worker()
+    while True:
+        try:
+            req = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        resp = worker.handle(req)
+        conn.send_bytes(pickle.dumps(resp, protocol=pickle.HIGHEST_PROTOCOL))
+        if resp.get("fatal"):
+            sys.stdout.flush()
+            os._exit(3)  # the CUDA context is poisoned: let the controller start a fresh worker
+
+
+def main(argv: list[str]) -> None:
+    fd = int(argv[1])
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    serve(Connection(fd))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
