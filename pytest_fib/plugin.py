@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from . import nodes, report
+from .remote import options as remote_options
 from .session import FIB_SESSION, FibSession, load
 from .settings import SOLUTION_MODES, resolve
 
@@ -64,6 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-warmup", dest="fib_warmup", metavar="N", help="timing warm-up runs (default 10).")
     add("--fib-iterations", dest="fib_iterations", metavar="N",
         help="timed repetitions per timing item (default 100).")
+    remote_options.add_options(parser)
     parser.addini("fib_dataset", "dataset root, relative to the rootdir")
     parser.addini("fib_kernels", "solutions folder, relative to the rootdir")
     parser.addini("fib_cpu_budget", "CPU size budget, e.g. 64MB")
@@ -71,6 +73,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("fib_tolerances", type="linelist",
                   help="per definition or op type: '<name>: atol=.. rtol=.. matched_ratio=.. "
                        "trials=..'")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
+    """With --modal the whole session runs remotely: nothing is collected or run here."""
+    if config.getoption("modal", False):
+        from .remote import controller  # imports modal only now
+
+        return controller.main(config)
+    return None
 
 
 @pytest.hookimpl(trylast=True)
