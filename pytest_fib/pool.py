@@ -36,6 +36,17 @@ def worker_env(device: str) -> dict[str, str]:
     return env
 
 
+def crash_excerpt(log: str, lines: int = 30) -> str:
+    """The Python stack faulthandler printed (which solution line crashed), else the log's end."""
+    at = log.find("Fatal Python error")
+    if at < 0:
+        return "\n".join(log.splitlines()[-lines:])
+    head = log[at:].splitlines()[0]
+    current = log.find("Current thread", at)  # skip the harness's own idle threads
+    body = log[current:] if current >= 0 else log[at:]
+    return "\n".join([head, *body.splitlines()[:lines]])
+
+
 def _signal_name(code: int) -> str:
     if code < 0:
         try:
@@ -108,7 +119,7 @@ class WorkerProcess:
             code = self.proc.returncode or -9
         return (f"the worker process {_signal_name(code)} (a crash in solution code: segfault, "
                 f"abort, out of memory?); it was replaced. Its last output:\n"
-                f"{self.log_tail(since)}")
+                f"{crash_excerpt(self.log_tail(since, 400))}")
 
     @property
     def alive(self) -> bool:

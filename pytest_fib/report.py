@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from typing import Any
 
 from .session import FibSession
@@ -40,13 +41,51 @@ def terminal_summary(tr: Any, fib: FibSession) -> None:
         tr.write_sep("-", "pytest-fib: files not loaded")
         for p in fib.problems:
             tr.write_line(f"{'SKIP' if p.kind == 'unsupported' else 'FAIL'} {p.where}: {p.message}")
-    rows = [r for r in fib.results.values() if r.get("latency_ms")]
-    if rows:
-        from .summary import timing_table  # noqa: PLC0415 (only when there are timings)
-
-        tr.write_sep("-", "pytest-fib: timing summary")
-        for line in timing_table(fib):
+    lines = timing_table(fib)
+    if lines:
+        tr.write_sep("-", "pytest-fib: timing summary (speedup = reference time / solution time)")
+        for line in lines:
             tr.write_line(line)
+
+
+def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
+    """One row per (definition, solution): the contest's score and friends."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rec in fib.results.values():
+        case = rec["case"]
+        groups.setdefault((case.definition.name, case.solution.name), []).append(rec)
+    rows = []
+    for (definition, solution), recs in sorted(groups.items()):
+        timed = [r["timing"] for r in recs if "timing" in r]
+        speedups = [t["speedup"] for t in timed if t["speedup"] > 0]
+        pct = [t["pct_of_peak_bandwidth"] for t in timed if "pct_of_peak_bandwidth" in t]
+        rows.append({
+            "definition": definition, "solution": solution,
+            "passed": sum(r.get("status") == "PASSED" for r in recs), "cases": len(recs),
+            "timed": len(timed),
+            "median_latency_ms": statistics.median(t["latency_ms"] for t in timed) if timed else None,
+            "speedup_mean": statistics.fmean(speedups) if speedups else None,
+            "speedup_geomean": statistics.geometric_mean(speedups) if speedups else None,
+            "pct_of_peak": statistics.fmean(pct) if pct else None,
+            "clock": timed[0]["clock"] if timed else "",
+        })
+    return rows
+
+
+def timing_table(fib: FibSession) -> list[str]:
+    rows = solution_rows(fib)
+    if not any(r["timed"] for r in rows):
+        return []
+    def f(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+    out = [f"{'definition':<32} {'solution':<36} {'passed':>8} {'median ms':>10} "
+           f"{'speedup':>8} {'geomean':>8} {'%peak':>6} clock"]
+    for r in rows:
+        out.append(f"{r['definition'][:32]:<32} {r['solution'][:36]:<36} "
+                   f"{r['passed']:>3}/{r['cases']:<4} {f(r['median_latency_ms'], '.4f'):>10} "
+                   f"{f(r['speedup_mean'], '.2f'):>8} {f(r['speedup_geomean'], '.2f'):>8} "
+                   f"{f(r['pct_of_peak'], '.1f'):>6} {r['clock']}")
+    return out
 
 
 def pack_solutions(fib: FibSession) -> None:

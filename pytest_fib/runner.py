@@ -34,6 +34,7 @@ class Runner:
         # items run workload by workload and every solution of a definition shares them.
         self._refs: collections.OrderedDict[tuple[str, str, int], tuple[list[Any], list[Any]]] = (
             collections.OrderedDict())
+        self._ref_times: dict[tuple[str, str], Any] = {}
 
     def close(self) -> None:
         self.pool.close()
@@ -159,7 +160,110 @@ class Runner:
     # -- timing --------------------------------------------------------------------------------
 
     def timing(self, case: Case, benchmark: Any) -> None:
-        pytest.skip("timing is not implemented yet")
+        from . import bench, timing
+
+        definition, workload = self.models(case)
+        tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
+        required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
+        seeds = self.timing_seeds(case)
+        recheck = sorted({(self.settings.iterations - 1 - i) % len(seeds)
+                          for i in range(min(len(seeds), 4))})
+        resp = self.call(self.request("timing", case, seeds, warmup=self.settings.warmup,
+                                      iterations=self.settings.iterations, recheck=recheck), case)
+        if resp["tampered"]:
+            self.record(case, "RUNTIME_ERROR", "timer tampering")
+            raise FibFailure("TIMER_TAMPERED: the solution replaced timing functions the harness "
+                             f"relies on: {', '.join(resp['tampered'])}. The time is void.")
+        names = list(case.definition.raw["outputs"])
+        for k, produced in resp["checked"].items():
+            inputs, refs = self.reference(case, definition, workload, seeds[k])
+            verdict = check.compare_outputs(names, produced["outputs"], refs, tol.atol, tol.rtol,
+                                            required)
+            mutated = check.mutated_inputs(list(case.definition.raw["inputs"]), inputs,
+                                           produced["inputs"])
+            if not verdict.passed or mutated:
+                self.record(case, "INCORRECT_NUMERICAL", verdict.message or str(mutated))
+                raise FibFailure(
+                    "TIMED_OUTPUT_WRONG: the outputs of the timed calls do not match the reference "
+                    "(the correctness item passed: does the solution behave differently when it "
+                    f"is timed, or reuse stale results?):\n{verdict.message or mutated}")
+        m = timing.Measurement(**resp["measurement"])
+        ref_m = self.reference_timing(case, definition, workload, seeds)
+        info = self.timing_info(case, m, ref_m)
+        peak = info.get("peak_bandwidth_GBps")
+        if peak and info["achieved_GBps"] > 1.05 * peak:
+            self.record(case, "INCORRECT_NUMERICAL", "implausible time")
+            raise FibFailure(
+                f"IMPLAUSIBLE_TIME: {info['latency_ms'] * 1e3:.2f} us for {info['bytes']} bytes "
+                f"is {info['achieved_GBps']:.0f} GB/s, above the GPU's peak memory bandwidth "
+                f"({peak:.0f} GB/s): the kernel cannot have read its inputs and written its "
+                "outputs. Timing something other than the computation?")
+        bench.feed(benchmark, m.samples_s, m.clock, info)
+        self.record_timing(case, info)
+
+    def timing_seeds(self, case: Case) -> list[int]:
+        """Distinct input sets, rotated over the timed calls (every call distinct when they fit),
+        so neither caches nor a replay of an earlier answer can serve a timed call."""
+        per_set = max(1, case.definition.nbytes(case.workload.axes))
+        budget = 2 * 2**30 if self.device == "cuda" else 64 * 2**20
+        n = max(2, min(self.settings.iterations, budget // per_set, 128))
+        return [trial_seed(self.settings.seed, case.definition.name, case.workload.uuid, 1000 + k)
+                for k in range(n)]
+
+    def reference_timing(self, case: Case, definition: Any, workload: Any,
+                         seeds: list[int]) -> Any:
+        """The definition's reference timed the same way, on the same inputs, in this process
+        (reference code is trusted). Cached per workload: every solution shares it."""
+        key = (case.definition.name, case.workload.uuid)
+        if key in self._ref_times:
+            return self._ref_times[key]
+        import torch
+        from flashinfer_bench.compile import BuilderRegistry
+
+        from . import timing
+
+        ref = BuilderRegistry.get_instance().build_reference(definition)
+        use = seeds[: min(len(seeds), 8)]
+        sets = [make_inputs(definition, workload, self.device, s, str(self.settings.dataset))
+                for s in use]
+        with torch.no_grad():
+            m = timing.measure(lambda k: ref(*sets[k]), n_sets=len(sets), device=self.device,
+                               warmup=self.settings.warmup,
+                               iterations=max(3, self.settings.iterations // 2))
+        self._ref_times[key] = m
+        return m
+
+    def timing_info(self, case: Case, m: Any, ref_m: Any) -> dict[str, Any]:
+        from . import timing
+
+        stats = timing.summarize(m.samples_s)
+        latency = stats["median_ms"]
+        ref_latency = timing.summarize(ref_m.samples_s)["median_ms"]
+        nbytes = case.definition.nbytes(case.workload.axes)
+        info: dict[str, Any] = {
+            "definition": case.definition.name, "op_type": case.definition.op_type,
+            "workload_uuid": case.workload.uuid, "axes": dict(case.workload.axes),
+            "solution": case.solution.name, "author": case.solution.author,
+            "language": case.solution.language, "clock": m.clock, "device": self.device,
+            "latency_ms": latency, "iqr_ms": stats["iqr_ms"], "samples": stats["n"],
+            "reference_latency_ms": ref_latency,
+            "speedup": ref_latency / latency if latency > 0 else 0.0,
+            "bytes": nbytes, "achieved_GBps": nbytes / (latency / 1e3) / 1e9 if latency else 0.0,
+            "notes": m.notes,
+        }
+        if self.device == "cuda":
+            peak = timing.peak_bandwidth(0)
+            if peak:
+                info["peak_bandwidth_GBps"] = peak / 1e9
+                info["pct_of_peak_bandwidth"] = 100 * info["achieved_GBps"] / (peak / 1e9)
+            import torch
+
+            info["gpu"] = torch.cuda.get_device_name(0)
+        return info
+
+    def record_timing(self, case: Case, info: dict[str, Any]) -> None:
+        rec = self.fib.results.setdefault(case.key, {"case": case})
+        rec.update(timing=info, latency_ms=info["latency_ms"])
 
 
 def inputs_device(inputs: list[Any], default: str) -> str:

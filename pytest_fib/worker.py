@@ -12,6 +12,7 @@ Run as ``python -m pytest_fib.worker FD``.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import sys
@@ -98,8 +99,36 @@ def _load(req: dict[str, Any]) -> tuple[Any, Any, Any]:
             validate("solution", req["solution"], req["where"]["solution"]))
 
 
+class TimerGuard:
+    """The timing functions as they were before any solution code was imported: a solution that
+    replaces one (to report a faster time) is caught by identity, after each timed run."""
+
+    NAMES = ("time.perf_counter", "time.perf_counter_ns", "time.monotonic",
+             "torch.cuda.synchronize", "torch.cuda.Event", "torch.cuda._sleep",
+             "torch.profiler.profile", "torch.autograd.profiler.profile",
+             "pytest_fib.timing.measure", "pytest_fib.timing._measure_cupti",
+             "pytest_fib.timing.spans_between_markers", "pytest_fib.timing._device_activities")
+
+    def __init__(self) -> None:
+        self.saved = {name: self._resolve(name) for name in self.NAMES}
+
+    @staticmethod
+    def _resolve(name: str) -> Any:
+        import importlib
+
+        module, _, attr = name.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            return None
+
+    def changed(self) -> list[str]:
+        return [n for n, obj in self.saved.items() if self._resolve(n) is not obj]
+
+
 class Worker:
     def __init__(self) -> None:
+        self.timers = TimerGuard()  # before any solution is built or imported
         self.builder = Builder()
 
     def build(self, req: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any] | None]:
@@ -113,6 +142,9 @@ class Worker:
             return definition, workload, None, {
                 "status": "build_error", "message": str(e)[-4000:],
                 "errors": compiler_errors(e.log or str(e)), "log": (e.log or "")[-20000:]}
+        # Builders import libraries that install their own SIGSEGV handler (tvm_ffi prints a native
+        # backtrace): take it back, so a crash prints the Python stack that names the solution line.
+        faulthandler.enable()
         if runnable is None or (req["device"] == "cpu" and req["needs_gpu"]):
             return definition, workload, None, {
                 "status": "compiled", "build_seconds": time.perf_counter() - start}
@@ -137,6 +169,48 @@ class Worker:
             trials.append({"outputs": [_to_host(o) for o in outs],
                            "inputs": [_to_host(i) for i in inputs]})
         return {"status": "ok", "trials": trials}
+
+    def op_timing(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Time the solution over rotating input sets; send back the outputs of the last timed
+        calls so the controller can check that what was timed computed the right thing."""
+        from . import timing
+        from .inputs import make_inputs, poisoned_outputs
+
+        definition, workload, runnable, early = self.build(req)
+        if early is not None:
+            return early
+        device = req["device"]
+        dps = runnable.metadata.destination_passing_style
+        sets = [make_inputs(definition, workload, device, s, req["root"]) for s in req["seeds"]]
+        outs: list[list[Any]] = [poisoned_outputs(definition, inp, device) if dps else []
+                                 for inp in sets]
+        last: dict[int, Any] = {}
+
+        def call(k: int) -> None:
+            if dps:
+                runnable(*sets[k], *outs[k])
+            else:
+                last[k] = runnable(*sets[k])
+
+        import torch
+
+        try:
+            with torch.no_grad():
+                m = timing.measure(call, n_sets=len(sets), device=device, warmup=req["warmup"],
+                                   iterations=req["iterations"])
+        except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return _error(e, device)
+        _sync(device)
+        tampered = self.timers.changed()
+        checked = {}
+        for k in req["recheck"]:
+            produced = outs[k] if dps else _as_list(last.get(k))
+            checked[k] = {"outputs": [_to_host(o) for o in produced],
+                          "inputs": [_to_host(i) for i in sets[k]]}
+        return {"status": "ok", "measurement": m.to_json(), "checked": checked,
+                "tampered": tampered}
 
     def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ok", "pid": os.getpid()}

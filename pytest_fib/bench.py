@@ -1,0 +1,82 @@
+"""The one adapter into pytest-benchmark's internals (pinned: pytest-benchmark 5.1 - 5.3).
+
+pytest-benchmark times with a host clock only and has no public way to feed it other times (its
+issue #52). Two internals are used, both checked by ``tests/test_bench_adapter.py``, which fails
+loudly on a pytest-benchmark that changes them:
+
+* ``BenchmarkFixture._timer``: the clock its runner reads before and after each round. A replay
+  clock that advances by our measured device times makes every statistic pytest-benchmark computes,
+  prints, saves and compares (``--benchmark-compare-fail=median:5%``) a device time.
+* ``BenchmarkSession`` fields (``benchmarks``, ``disabled``, ``xdist_warning``): under pytest-xdist
+  pytest-benchmark disables itself; each worker's samples ride on its test reports instead, and the
+  controller rebuilds them into its own session here, so ``--benchmark-json`` holds every item.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Iterator
+
+SUPPORTED = ((5, 1), (5, 3))
+
+
+def version() -> tuple[int, int]:
+    import pytest_benchmark
+
+    major, minor = pytest_benchmark.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+class ReplayClock:
+    """A clock whose readings advance by one recorded sample per round: start, end, start, end."""
+
+    def __init__(self, samples_s: list[float], name: str) -> None:
+        self.__name__ = name  # pytest-benchmark stores the timer's name in its JSON ("options")
+        self._deltas: Iterator[float] = iter(samples_s)
+        self._now = 0.0
+        self._at_start = True
+
+    def __call__(self) -> float:
+        if not self._at_start:
+            self._now += next(self._deltas)
+        self._at_start = not self._at_start
+        return self._now
+
+
+def feed(benchmark: Any, samples_s: list[float], clock: str, extra_info: dict[str, Any]) -> None:
+    """Record externally measured samples as this item's benchmark (one round per sample)."""
+    benchmark.extra_info.update(extra_info)
+    if getattr(benchmark, "disabled", False):
+        return
+    benchmark._timer = ReplayClock(samples_s, f"pytest-fib.{clock}")
+    benchmark.pedantic(lambda: None, rounds=len(samples_s), iterations=1, warmup_rounds=0)
+
+
+def session(config: Any) -> Any:
+    return getattr(config, "_benchmarksession", None)
+
+
+def enable_under_xdist_controller(config: Any) -> None:
+    """On the xdist controller: keep pytest-benchmark's outputs on; items arrive as reports."""
+    bs = session(config)
+    if bs is not None and bs.xdist_warning and not config.getoption("benchmark_disable"):
+        bs.disabled = False
+        bs.xdist_warning = False
+
+
+def add_from_report(config: Any, payload: dict[str, Any]) -> None:
+    """Rebuild one worker's benchmark (samples + extra_info) in the controller's session."""
+    from pytest_benchmark.stats import Metadata
+
+    bs = session(config)
+    if bs is None:
+        return
+    fixture = types.SimpleNamespace(
+        name=payload["name"], fullname=payload["fullname"], group=None, param=None, params=None,
+        extra_info=payload["extra_info"], cprofile_stats=None, has_error=False)
+    meta = Metadata(fixture, iterations=1, options={
+        "disable_gc": False, "timer": f"pytest-fib.{payload['clock']}", "min_rounds": 1,
+        "max_time": 0, "min_time": 0, "precision": 0, "confidence": None, "warmup": False})
+    for sample in payload["samples_s"]:
+        meta.update(sample)
+    bs.benchmarks.append(meta)

@@ -1,0 +1,194 @@
+"""Device time of one call, as the kernel itself sees it. No pytest here; runs in any process.
+
+Method on a GPU (docs/timing.md has the measured error against Nsight Compute):
+
+1. Warm up (build, autotune, first-launch costs stay out).
+2. For each timed iteration: write an L2-sized buffer (flush: the kernel starts with a cold L2, as
+   in a model where other layers ran in between), launch a tiny marker kernel, call the solution,
+   synchronize the device (so work the call left on *any* stream finishes inside its iteration).
+3. CUPTI activity records (through torch.profiler) give every kernel's and memcpy's device start and
+   end. The iteration's time is the span from the first device activity after its marker to the
+   last one before the next flush: kernels on side streams count, host overhead between the flush
+   and the call does not, and the flush itself is outside.
+
+Host-side CUDA events around each launch (flashinfer-bench, do_bench) measure launch latency at
+small sizes (20x too slow at batch 1, issue #3); the span of device activity does not.
+
+Without a GPU the host clock times each call (``perf_counter``), labelled ``cpu`` everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Any, Callable
+
+MARKER_CYCLES = 1000  # torch.cuda._sleep: a ~1 us kernel that separates iterations in the trace
+
+
+@dataclasses.dataclass
+class Measurement:
+    samples_s: list[float]  # one per timed iteration, seconds
+    clock: str  # "cuda-cupti", "cuda-events" or "cpu"
+    warmup: int
+    flush_bytes: int = 0
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.samples_s)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def l2_flush_bytes(device: Any) -> int:
+    """Twice the L2 size: enough to evict anything the previous iteration left there."""
+    import torch
+
+    props = torch.cuda.get_device_properties(device)
+    l2 = int(getattr(props, "L2_cache_size", 0) or 50 * 2**20)
+    return max(2 * l2, 64 * 2**20)
+
+
+def peak_bandwidth(device: Any) -> float | None:
+    """Theoretical DRAM bandwidth in bytes/s from the device's clock and bus width, if known."""
+    import torch
+
+    props = torch.cuda.get_device_properties(device)
+    clock_khz = getattr(props, "memory_clock_rate", 0)
+    bus_bits = getattr(props, "memory_bus_width", 0)
+    if not clock_khz or not bus_bits:
+        return None
+    return 2.0 * clock_khz * 1e3 * bus_bits / 8  # DDR: two transfers per clock
+
+
+def measure(call: Callable[[int], Any], *, n_sets: int, device: str, warmup: int,
+            iterations: int) -> Measurement:
+    """Time ``call(k)`` (k = input set index, rotated so no two consecutive calls reuse inputs)."""
+    if device.startswith("cuda"):
+        try:
+            return _measure_cupti(call, n_sets, warmup, iterations)
+        except _ProfilerUnavailable as e:
+            m = _measure_events(call, n_sets, warmup, iterations)
+            m.notes.append(f"CUPTI unavailable ({e}); CUDA events around each call instead")
+            return m
+    return _measure_host(call, n_sets, warmup, iterations)
+
+
+class _ProfilerUnavailable(Exception):
+    pass
+
+
+def _measure_host(call: Callable[[int], Any], n_sets: int, warmup: int,
+                  iterations: int) -> Measurement:
+    for i in range(warmup):
+        call(i % n_sets)
+    samples = []
+    for i in range(iterations):
+        start = time.perf_counter()
+        call(i % n_sets)
+        samples.append(time.perf_counter() - start)
+    return Measurement(samples, "cpu", warmup)
+
+
+def _measure_events(call: Callable[[int], Any], n_sets: int, warmup: int,
+                    iterations: int) -> Measurement:
+    import torch
+
+    flush_bytes = l2_flush_bytes(torch.cuda.current_device())
+    flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
+    for i in range(warmup):
+        call(i % n_sets)
+    torch.cuda.synchronize()
+    samples = []
+    for i in range(iterations):
+        flush.zero_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        call(i % n_sets)
+        end.record()
+        torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) / 1e3)
+    return Measurement(samples, "cuda-events", warmup, flush_bytes)
+
+
+def _device_activities(prof: Any) -> list[tuple[float, float, str]]:
+    """(start_us, end_us, name) of every device-side activity (kernels, memcpy, memset)."""
+    from torch.autograd import DeviceType
+
+    out = []
+    for evt in prof.events():
+        if evt.device_type == DeviceType.CUDA and not getattr(evt, "is_user_annotation", False):
+            out.append((evt.time_range.start, evt.time_range.end, evt.name))
+    out.sort()
+    return out
+
+
+def _measure_cupti(call: Callable[[int], Any], n_sets: int, warmup: int,
+                   iterations: int) -> Measurement:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    flush_bytes = l2_flush_bytes(torch.cuda.current_device())
+    flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
+    for i in range(warmup):
+        call(i % n_sets)
+    torch.cuda.synchronize()
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for i in range(iterations):
+                flush.zero_()
+                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]
+                call(i % n_sets)
+                torch.cuda.synchronize()
+    except RuntimeError as e:
+        raise _ProfilerUnavailable(str(e)) from None
+    acts = _device_activities(prof)
+    samples = spans_between_markers(acts, iterations)
+    if samples is None:
+        raise _ProfilerUnavailable("the trace did not hold one marker per iteration")
+    return Measurement(samples, "cuda-cupti", warmup, flush_bytes)
+
+
+def spans_between_markers(acts: list[tuple[float, float, str]],
+                          iterations: int) -> list[float] | None:
+    """Split a sorted device trace [flush, marker, work..., flush, marker, work...] into the span of
+    each iteration's work, in seconds. None when the trace does not have that shape."""
+    markers = [i for i, (_, _, name) in enumerate(acts) if "spin" in name.lower()]
+    if len(markers) != iterations:
+        return None
+    samples = []
+    for n, m in enumerate(markers):
+        stop = markers[n + 1] - 1 if n + 1 < len(markers) else len(acts)  # next flush
+        work = acts[m + 1:stop]
+        if not work:
+            samples.append(0.0)
+            continue
+        samples.append((max(e for _, e, _ in work) - min(s for s, _, _ in work)) / 1e6)
+    return samples
+
+
+def summarize(samples_s: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_s)
+    n = len(ordered)
+    q1, q3 = ordered[n // 4], ordered[(3 * n) // 4]
+    return {"median_ms": statistics.median(ordered) * 1e3, "min_ms": ordered[0] * 1e3,
+            "iqr_ms": (q3 - q1) * 1e3, "mean_ms": statistics.fmean(ordered) * 1e3, "n": n}
+
+
+def ratio_ci(a_s: list[float], b_s: list[float], resamples: int = 2000,
+             seed: int = 0) -> tuple[float, float, float]:
+    """Median(a)/median(b) with a 95% bootstrap interval (for interleaved baseline timings)."""
+    import random
+
+    rng = random.Random(seed)
+    point = statistics.median(a_s) / statistics.median(b_s)
+    boots = []
+    for _ in range(resamples):
+        ra = [rng.choice(a_s) for _ in a_s]
+        rb = [rng.choice(b_s) for _ in b_s]
+        boots.append(statistics.median(ra) / statistics.median(rb))
+    boots.sort()
+    return point, boots[int(0.025 * resamples)], boots[int(0.975 * resamples) - 1]
