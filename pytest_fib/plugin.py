@@ -11,7 +11,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from . import nodes, report
+import os
+
+from . import bench, distribute, nodes, report
 from .remote import options as remote_options
 from .session import FIB_SESSION, FibSession, load
 from .settings import SOLUTION_MODES, resolve
@@ -91,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("help", False) or config.getoption("version", False):
         return
+    distribute.setup_worker_gpu()  # an xdist worker: pin its GPU before anything touches CUDA
     settings = resolve(config)
     fib = load(settings)
     config.stash[FIB_SESSION] = fib
@@ -98,6 +101,36 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{op}: pytest-fib items of op type {op}")
     if _active(config, fib):
         _ensure_anchors_collected(config, fib)
+        if _xdist_controller(config):
+            _xdist_defaults(config, settings.gpu_count)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not os.environ.get(
+        "PYTEST_XDIST_WORKER")
+
+
+def _xdist_defaults(config: pytest.Config, gpus: int) -> None:
+    """-n N: one GPU per worker, one definition per worker at a time (see distribute.py)."""
+    distribute.publish_gpus(gpus)
+    explicit = any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
+    if not explicit and getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+    bench.enable_under_xdist_controller(config)
+    config.pluginmanager.register(XdistBenchmarks(config), "fib-xdist-benchmarks")
+
+
+class XdistBenchmarks:
+    """Registered on the xdist controller only: timing samples that rode on a worker's report
+    join the controller's benchmark session, so --benchmark-json/--benchmark-compare see them."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "fib_benchmark", None)
+        if payload and report.when == "call":
+            bench.add_from_report(self.config, payload)
 
 
 def _active(config: pytest.Config, fib: FibSession) -> bool:

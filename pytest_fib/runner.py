@@ -198,8 +198,8 @@ class Runner:
                 f"is {info['achieved_GBps']:.0f} GB/s, above the GPU's peak memory bandwidth "
                 f"({peak:.0f} GB/s): the kernel cannot have read its inputs and written its "
                 "outputs. Timing something other than the computation?")
+        self.record_timing(case, info, m.samples_s)
         bench.feed(benchmark, m.samples_s, m.clock, info)
-        self.record_timing(case, info)
 
     def timing_seeds(self, case: Case) -> list[int]:
         """Distinct input sets, rotated over the timed calls (every call distinct when they fit),
@@ -261,9 +261,10 @@ class Runner:
             info["gpu"] = torch.cuda.get_device_name(0)
         return info
 
-    def record_timing(self, case: Case, info: dict[str, Any]) -> None:
+    def record_timing(self, case: Case, info: dict[str, Any], samples: list[float]) -> None:
         rec = self.fib.results.setdefault(case.key, {"case": case})
-        rec.update(timing=info, latency_ms=info["latency_ms"])
+        rec.update(timing=info, latency_ms=info["latency_ms"], samples_s=samples)
+        rec.setdefault("status", "PASSED")
 
 
 def inputs_device(inputs: list[Any], default: str) -> str:

@@ -31,6 +31,8 @@ class FibSession:
     # case key -> result record (trace fields, timings); filled as items finish
     results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     runner: Any = None  # runner.Runner, created at the first item (imports torch)
+    traces: Any = None  # traces.TraceWriter, created at the first finished item
+    recorded: dict[str, str] = dataclasses.field(default_factory=dict)  # --fib-resume index
 
     @property
     def op_types(self) -> list[str]:
@@ -55,5 +57,11 @@ def load(settings: Settings) -> FibSession:
     known = [s for s in solutions if s.definition in ds.definitions]
     orphans = [s for s in solutions if s.definition not in ds.definitions]
     cases = cases_mod.build_cases(ds, known, settings.device, settings.cpu_budget)
+    recorded = {}
+    if settings.resume and settings.traces is not None:
+        from .traces import recorded as read_recorded
+
+        recorded = read_recorded(settings.traces)
     return FibSession(settings=settings, dataset=ds, solutions=known, problems=problems,
-                      cases=cases, orphans=orphans, load_seconds=time.perf_counter() - start)
+                      cases=cases, orphans=orphans, load_seconds=time.perf_counter() - start,
+                      recorded=recorded)
