@@ -65,36 +65,41 @@ def peak_bandwidth(device: Any) -> float | None:
 
 
 def measure(call: Callable[[int], Any], *, n_sets: int, device: str, warmup: int,
-            iterations: int) -> Measurement:
-    """Time ``call(k)`` (k = input set index, rotated so no two consecutive calls reuse inputs)."""
+            iterations: int, before: Callable[[int], Any] | None = None) -> Measurement:
+    """Time ``call(k)`` (k = input set index, rotated so no two consecutive calls reuse inputs).
+
+    ``before(i)`` runs before timed iteration i, outside the measured span (the worker uses it to
+    re-poison outputs and perturb inputs)."""
+    prep = before or (lambda i: None)
     if device.startswith("cuda"):
         try:
-            return _measure_cupti(call, n_sets, warmup, iterations)
+            return _measure_cupti(call, prep, n_sets, warmup, iterations)
         except _ProfilerUnavailable as e:
-            m = _measure_events(call, n_sets, warmup, iterations)
+            m = _measure_events(call, prep, n_sets, warmup, iterations)
             m.notes.append(f"CUPTI unavailable ({e}); CUDA events around each call instead")
             return m
-    return _measure_host(call, n_sets, warmup, iterations)
+    return _measure_host(call, prep, n_sets, warmup, iterations)
 
 
 class _ProfilerUnavailable(Exception):
     pass
 
 
-def _measure_host(call: Callable[[int], Any], n_sets: int, warmup: int,
-                  iterations: int) -> Measurement:
+def _measure_host(call: Callable[[int], Any], prep: Callable[[int], Any], n_sets: int,
+                  warmup: int, iterations: int) -> Measurement:
     for i in range(warmup):
         call(i % n_sets)
     samples = []
     for i in range(iterations):
+        prep(i)
         start = time.perf_counter()
         call(i % n_sets)
         samples.append(time.perf_counter() - start)
     return Measurement(samples, "cpu", warmup)
 
 
-def _measure_events(call: Callable[[int], Any], n_sets: int, warmup: int,
-                    iterations: int) -> Measurement:
+def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any], n_sets: int,
+                    warmup: int, iterations: int) -> Measurement:
     import torch
 
     flush_bytes = l2_flush_bytes(torch.cuda.current_device())
@@ -104,6 +109,7 @@ def _measure_events(call: Callable[[int], Any], n_sets: int, warmup: int,
     torch.cuda.synchronize()
     samples = []
     for i in range(iterations):
+        prep(i)
         flush.zero_()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
@@ -114,20 +120,22 @@ def _measure_events(call: Callable[[int], Any], n_sets: int, warmup: int,
     return Measurement(samples, "cuda-events", warmup, flush_bytes)
 
 
-def _device_activities(prof: Any) -> list[tuple[float, float, str]]:
-    """(start_us, end_us, name) of every device-side activity (kernels, memcpy, memset)."""
+def _device_activities(prof: Any) -> list[tuple[float, float, str, int]]:
+    """(start_us, end_us, name, stream) of every device-side activity (kernels, memcpy, memset).
+    torch.profiler puts a device event's stream id in its ``thread`` field."""
     from torch.autograd import DeviceType
 
     out = []
     for evt in prof.events():
         if evt.device_type == DeviceType.CUDA and not getattr(evt, "is_user_annotation", False):
-            out.append((evt.time_range.start, evt.time_range.end, evt.name))
+            out.append((evt.time_range.start, evt.time_range.end, evt.name,
+                        int(getattr(evt, "thread", 0) or 0)))
     out.sort()
     return out
 
 
-def _measure_cupti(call: Callable[[int], Any], n_sets: int, warmup: int,
-                   iterations: int) -> Measurement:
+def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any], n_sets: int,
+                   warmup: int, iterations: int) -> Measurement:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -139,6 +147,7 @@ def _measure_cupti(call: Callable[[int], Any], n_sets: int, warmup: int,
     try:
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for i in range(iterations):
+                prep(i)
                 flush.zero_()
                 torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]
                 call(i % n_sets)
@@ -146,28 +155,36 @@ def _measure_cupti(call: Callable[[int], Any], n_sets: int, warmup: int,
     except RuntimeError as e:
         raise _ProfilerUnavailable(str(e)) from None
     acts = _device_activities(prof)
-    samples = spans_between_markers(acts, iterations)
-    if samples is None:
+    split = spans_between_markers(acts, iterations)
+    if split is None:
         raise _ProfilerUnavailable("the trace did not hold one marker per iteration")
-    return Measurement(samples, "cuda-cupti", warmup, flush_bytes)
+    samples, streams = split
+    m = Measurement(samples, "cuda-cupti", warmup, flush_bytes)
+    if streams > 1:
+        m.notes.append(f"SIDE_STREAM: work ran on {streams} streams; all of it is counted")
+    return m
 
 
-def spans_between_markers(acts: list[tuple[float, float, str]],
-                          iterations: int) -> list[float] | None:
+def spans_between_markers(acts: list[tuple[float, float, str, int]],
+                          iterations: int) -> tuple[list[float], int] | None:
     """Split a sorted device trace [flush, marker, work..., flush, marker, work...] into the span of
-    each iteration's work, in seconds. None when the trace does not have that shape."""
-    markers = [i for i, (_, _, name) in enumerate(acts) if "spin" in name.lower()]
+    each iteration's work, in seconds, and the most streams one iteration used. None when the
+    trace does not have that shape. Per-iteration device synchronisation guarantees that an
+    iteration's side-stream work ends before the next flush starts."""
+    markers = [i for i, a in enumerate(acts) if "spin" in a[2].lower()]
     if len(markers) != iterations:
         return None
     samples = []
+    streams = 1
     for n, m in enumerate(markers):
         stop = markers[n + 1] - 1 if n + 1 < len(markers) else len(acts)  # next flush
         work = acts[m + 1:stop]
         if not work:
             samples.append(0.0)
             continue
-        samples.append((max(e for _, e, _ in work) - min(s for s, _, _ in work)) / 1e6)
-    return samples
+        samples.append((max(a[1] for a in work) - min(a[0] for a in work)) / 1e6)
+        streams = max(streams, len({a[3] for a in work}))
+    return samples, streams
 
 
 def summarize(samples_s: list[float]) -> dict[str, float]:

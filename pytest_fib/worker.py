@@ -174,7 +174,7 @@ class Worker:
         """Time the solution over rotating input sets; send back the outputs of the last timed
         calls so the controller can check that what was timed computed the right thing."""
         from . import timing
-        from .inputs import make_inputs, poisoned_outputs
+        from .inputs import make_inputs, perturb, poison, poisoned_outputs
 
         definition, workload, runnable, early = self.build(req)
         if early is not None:
@@ -192,12 +192,21 @@ class Worker:
             else:
                 last[k] = runnable(*sets[k])
 
+        def before(i: int) -> None:
+            # Outside the timed span: fresh poison in the outputs and one changed input element,
+            # so a timed call can neither skip its work nor replay an earlier answer unnoticed.
+            k = i % len(sets)
+            for out in outs[k]:
+                poison(out)
+            last.pop(k, None)
+            perturb(sets[k], req["seeds"][k], i // len(sets) + 1)
+
         import torch
 
         try:
             with torch.no_grad():
                 m = timing.measure(call, n_sets=len(sets), device=device, warmup=req["warmup"],
-                                   iterations=req["iterations"])
+                                   iterations=req["iterations"], before=before)
         except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
             if isinstance(e, KeyboardInterrupt):
                 raise
