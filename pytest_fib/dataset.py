@@ -104,6 +104,9 @@ class SolutionRec:
     path: str  # the file a user edits: config.toml or the Solution JSON
     origin: str  # "local" or "dataset"
     raw: dict[str, Any]  # a Solution JSON object
+    # --fib-selftest exploits: {"expect": CHECK, "stage": "correctness"|"timing"|"property",
+    # "gpu": bool}; never part of the Solution JSON
+    expect: dict[str, Any] | None = None
 
     @property
     def binding(self) -> str | None:

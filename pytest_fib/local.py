@@ -97,5 +97,12 @@ def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
     error = check_solution(raw)
     if error:
         return None, Problem(where, None, error)
+    expect = cfg.get("selftest")
+    if expect is not None and not (isinstance(expect, dict) and expect.get("expect")):
+        return None, Problem(where, None, "[selftest] needs expect = \"<CHECK>\" (and stage)")
+    if expect is not None:
+        expect = {"expect": str(expect["expect"]), "stage": str(expect.get("stage", "correctness")),
+                  "gpu": bool(expect.get("gpu", False)), "why": str(expect.get("why", ""))}
     return SolutionRec(name=raw["name"], definition=raw["definition"], author=raw["author"],
-                       language=language, path=where, origin="local", raw=raw), None
+                       language=language, path=where, origin="local", raw=raw,
+                       expect=expect), None

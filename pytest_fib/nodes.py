@@ -119,14 +119,34 @@ class SolutionNode(pytest.Collector):
 
     def collect(self) -> Iterable[pytest.Item]:
         fib = _fib(self)
-        for case in fib.cases:
-            if case.solution is not self.solution:
-                continue
+        mine = [c for c in fib.cases if c.solution is self.solution]
+        for case in mine:
             wid = workload_id(case.workload)
             for kind, func in (("correctness", correctness), ("timing", timing)):
                 resumed = fib.recorded.get(resume_key(case, kind)) if fib.recorded else None
                 yield FibItem.from_parent(self, name=f"{kind}[{wid}]", callobj=func,
                                           case=case, kind=kind, resumed=resumed)
+        if mine:
+            yield self._property_item(fib, mine)
+
+    def _property_item(self, fib: FibSession, mine: list[Case]) -> FibItem:
+        from . import properties
+
+        definition = mine[0].definition
+        workloads = [c.workload for c in mine]
+        base = Case(definition, workloads[0], self.solution)
+        budget = properties.GPU_BUDGET if fib.settings.device == "cuda" else properties.CPU_BUDGET
+        blocked = properties.blocked_reason(definition, workloads)
+        if blocked:
+            base = Case(definition, workloads[0], self.solution, f"no property test: {blocked}")
+            func: Any = _no_property
+        else:
+            properties.register_profile()
+            func = properties.make_test(definition, workloads, budget,
+                                        fib.settings.hypothesis_examples, fib.settings.seed,
+                                        _property_example)
+        return FibItem.from_parent(self, name="property", callobj=func, case=base,
+                                   kind="property")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return Path(self.solution.path), 0, self.name
@@ -159,7 +179,11 @@ class FibItem(pytest.Function):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> Any:
         if isinstance(excinfo.value, FibFailure):
-            return str(excinfo.value)
+            # hypothesis adds the shrunk falsifying example (and how to reproduce) as notes
+            notes = [n for n in getattr(excinfo.value, "__notes__", []) if "request=" not in n]
+            notes += [f"Falsifying example: {n.split('axes=')[1].rstrip(',)')}"
+                      for n in getattr(excinfo.value, "__notes__", []) if "axes=" in n]
+            return "\n".join([str(excinfo.value), *notes])
         return super().repr_failure(excinfo, style)
 
     def record_outcome(self, rep: pytest.TestReport) -> None:
@@ -212,10 +236,64 @@ def _runner(node: pytest.Item) -> Any:
     return fib.runner
 
 
+def _no_property(request: pytest.FixtureRequest) -> None:
+    """Placeholder for a definition whose inputs cannot be drawn (always skipped)."""
+
+
+def _property_example(item: FibItem, axes: dict[str, int]) -> None:
+    _judged(item, lambda: _runner(item).property_example(item.case, axes))
+
+
 def correctness(request: pytest.FixtureRequest) -> None:
     """Run the solution on fresh inputs and compare with the definition's reference."""
     item = request.node
-    _runner(item).correctness(item.case)
+    _judged(item, lambda: _runner(item).correctness(item.case))
+
+
+def _code(text: str) -> str:
+    """The check's name at the start of a verdict: 'INPUT_MUTATED (trial 1 ...' -> INPUT_MUTATED."""
+    import re
+
+    m = re.match(r"\s*(?:Skipped: )?([A-Z][A-Z_]+)", text)
+    return m.group(1) if m else "OTHER"
+
+
+def _judged(item: FibItem, run: Any) -> None:
+    """Run an item; under --fib-selftest, invert it: an exploit passes only when the check meant
+    for it (``[selftest] expect`` in its config.toml) catches it at the stage it targets."""
+    expect = item.case.solution.expect
+    if expect is None:
+        run()
+        return
+    fib = _fib(item)
+    if expect["gpu"] and fib.settings.device != "cuda":
+        pytest.skip(f"self-test exploit {expect['expect']} needs a GPU")
+    try:
+        run()
+        got, text = "PASSED", ""
+        notes = fib.results.get(item.case.key, {}).get("timing", {}).get("notes", [])
+        for note in notes:
+            if item.kind == "timing" and _code(note) == expect["expect"]:
+                got, text = _code(note), note
+    except FibFailure as e:
+        got, text = _code(str(e)), str(e)
+    except pytest.skip.Exception as e:
+        got, text = _code(str(e)), str(e)
+    except AssertionError as e:  # hypothesis re-raises the shrunk example's failure
+        got, text = _code(str(e)), str(e)
+    stage = expect["stage"]
+    if item.kind != stage:
+        if got == expect["expect"]:
+            fib.selftest.append((item.case.solution.name, expect, got, item.kind))
+            return  # caught even earlier than intended: still caught by its check
+        if got != "PASSED" and item.kind == "correctness":
+            raise FibFailure(f"SELFTEST: exploit {item.case.solution.name!r} was caught by "
+                             f"{got} at {item.kind}, not by {expect['expect']} at {stage}:\n{text}")
+        pytest.skip(f"self-test: this exploit targets the {stage} check")
+    if got != expect["expect"]:
+        raise FibFailure(f"SELFTEST: exploit {item.case.solution.name!r} ({expect['why']}) was NOT "
+                         f"caught by {expect['expect']}; the harness said {got}:\n{text}")
+    fib.selftest.append((item.case.solution.name, expect, got, item.kind))
 
 
 def timing(request: pytest.FixtureRequest, benchmark: Any) -> None:
@@ -228,7 +306,7 @@ def timing(request: pytest.FixtureRequest, benchmark: Any) -> None:
     passed_before = fib.recorded.get(resume_key(item.case, "correctness")) == "PASSED"
     if outcome is not None and outcome[0] != "passed" and not passed_before:
         pytest.skip(f"correctness {outcome[0]}: not timed")
-    _runner(item).timing(item.case, benchmark)
+    _judged(item, lambda: _runner(item).timing(item.case, benchmark))
 
 
 class ProblemItem(pytest.Item):

@@ -36,6 +36,7 @@ class Runner:
             collections.OrderedDict())
         self._ref_times: dict[tuple[str, str], Any] = {}
         self._null: dict[tuple[Any, ...], str | None] = {}
+        self._recording = True
 
     def close(self) -> None:
         self.pool.close()
@@ -125,16 +126,38 @@ class Runner:
         return resp
 
     def record(self, case: Case, status: str, log: str, **fields: Any) -> None:
+        if not self._recording:
+            return
         rec = self.fib.results.setdefault(case.key, {"case": case})
         rec.update(status=status, log=log[-20000:], **fields)
 
     # -- correctness ---------------------------------------------------------------------------
 
-    def correctness(self, case: Case) -> None:
+    def property_example(self, case: Case, axes: dict[str, int]) -> None:
+        """One hypothesis example: the solution on drawn axes, one trial, judged as usual."""
+        from hypothesis import reject
+
+        from .properties import synthetic_workload
+
+        tag = "-".join(f"{k}{v}" for k, v in sorted(axes.items()))
+        drawn = Case(case.definition, synthetic_workload(case.workload, axes, tag), case.solution)
+        try:
+            self.correctness(drawn, trials=1, record=False)
+        except pytest.skip.Exception as e:
+            if "NOT_DISCRIMINATIVE" in str(e):
+                return  # this shape cannot discriminate: nothing learned, not a failure
+            raise
+        except FibFailure as e:
+            if str(e).startswith("REFERENCE_ERROR"):
+                reject()  # axes the constraints allow but the reference refuses: not a case
+            raise
+
+    def correctness(self, case: Case, trials: int | None = None, record: bool = True) -> None:
+        self._recording = record
         definition, workload = self.models(case)
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
-        seeds = self.seeds(case, tol.trials)
+        seeds = self.seeds(case, trials or tol.trials)
         resp = self.call(self.request("correctness", case, seeds), case)
         names = list(case.definition.raw["outputs"])
         input_names = list(case.definition.raw["inputs"])
@@ -192,6 +215,7 @@ class Runner:
     def timing(self, case: Case, benchmark: Any) -> None:
         from . import bench, timing
 
+        self._recording = True
         definition, workload = self.models(case)
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)

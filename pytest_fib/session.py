@@ -33,6 +33,8 @@ class FibSession:
     runner: Any = None  # runner.Runner, created at the first item (imports torch)
     traces: Any = None  # traces.TraceWriter, created at the first finished item
     recorded: dict[str, str] = dataclasses.field(default_factory=dict)  # --fib-resume index
+    # --fib-selftest: (exploit, expectation, check that caught it, stage)
+    selftest: list[tuple[str, dict[str, Any], str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def op_types(self) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 EMBEDDED_DATASET = Path(__file__).parent / "data" / "default"
+SELFTEST_KERNELS = Path(__file__).parent / "selftest"
 
 SOLUTION_MODES = ("local", "dataset", "all")
 DEVICE_MODES = ("auto", "cpu", "cuda")
@@ -61,6 +62,8 @@ class Settings:
     warmup: int
     iterations: int
     explicit: bool  # some fib setting was given: the suite is wanted even without kernels/
+    selftest: bool = False
+    hypothesis_examples: int = 10
 
     def tolerance_for(self, definition: str, op_type: str) -> Tolerance:
         """The tolerance for one definition: the last matching ini override wins."""
@@ -162,8 +165,14 @@ def resolve(config: pytest.Config) -> Settings:
                      "Point it at a FlashInfer-Trace dataset root (the folder that holds "
                      "definitions/, workloads/, solutions/).")
 
+    selftest = bool(config.getoption("fib_selftest"))
     value, source = _first(config, "fib_kernels", None, "fib_kernels")
-    if value:
+    if selftest:
+        if value:
+            raise _usage(source, value, "cannot be combined with --fib-selftest",
+                         "The self-test runs the exploit corpus shipped with pytest-fib; drop one.")
+        kernels, kernels_source, explicit = SELFTEST_KERNELS, "--fib-selftest", True
+    elif value:
         kernels, kernels_source = _path(config, value, source), source
     else:
         # The invocation folder first: pytest roots a run elsewhere when an option's value looks
@@ -178,6 +187,9 @@ def resolve(config: pytest.Config) -> Settings:
                      "Solution JSON).")
 
     solutions = config.getoption("fib_solutions") or "local"
+    if selftest and solutions != "local":
+        raise _usage("--fib-solutions", solutions, "cannot be combined with --fib-selftest",
+                     "The self-test runs only its own exploit corpus.")
     explicit = explicit or config.getoption("fib_solutions") is not None
     if solutions not in SOLUTION_MODES:
         raise _usage("--fib-solutions", solutions, "unknown mode", f"Use one of {SOLUTION_MODES}.")
@@ -231,7 +243,8 @@ def resolve(config: pytest.Config) -> Settings:
         # A CPU run times the host clock only to exercise the pipeline: keep it short there.
         warmup=_or(_opt_number(config, "fib_warmup", int, 0), 10 if gpus else 1),
         iterations=_or(_opt_number(config, "fib_iterations", int, 1), 100 if gpus else 5),
-        explicit=explicit,
+        explicit=explicit, selftest=selftest,
+        hypothesis_examples=_or(_opt_number(config, "fib_hypothesis_examples", int, 1), 10),
     )
 
 
