@@ -52,6 +52,12 @@ def feed(benchmark: Any, samples_s: list[float], clock: str, extra_info: dict[st
     benchmark.pedantic(lambda: None, rounds=len(samples_s), iterations=1, warmup_rounds=0)
 
 
+def not_measured(benchmark: Any) -> None:
+    """A timing item that failed or skipped before measuring: no "fixture was not used" warning
+    (pytest-benchmark checks ``skipped`` in its cleanup)."""
+    benchmark.skipped = True
+
+
 def session(config: Any) -> Any:
     return getattr(config, "_benchmarksession", None)
 

@@ -39,7 +39,8 @@ def header(fib: FibSession, active: bool) -> list[str]:
 def terminal_summary(tr: Any, fib: FibSession) -> None:
     if fib.settings.selftest:
         tr.write_sep("-", "pytest-fib self-test: which check caught which exploit")
-        for name, expect, got, stage in sorted(fib.selftest):
+        seen = sorted({(n, g, st): e for n, e, g, st in fib.selftest}.items())
+        for (name, got, stage), expect in seen:
             tr.write_line(f"{name:<28} caught by {got:<20} at {stage:<12} {expect['why']}")
     if fib.problems:
         tr.write_sep("-", "pytest-fib: files not loaded")

@@ -213,15 +213,23 @@ class Runner:
     # -- timing --------------------------------------------------------------------------------
 
     def timing(self, case: Case, benchmark: Any) -> None:
-        from . import bench, timing
+        from . import bench
 
         self._recording = True
+        try:
+            self._timing(case, benchmark)
+        except BaseException:
+            bench.not_measured(benchmark)
+            raise
+
+    def _timing(self, case: Case, benchmark: Any) -> None:
+        from . import bench, timing
+
         definition, workload = self.models(case)
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
         seeds = self.timing_seeds(case)
-        recheck = sorted({(self.settings.iterations - 1 - i) % len(seeds)
-                          for i in range(min(len(seeds), 4))})
+        recheck = recheck_sets(len(seeds), self.settings.warmup, self.settings.iterations)
         resp = self.call(self.request("timing", case, seeds, warmup=self.settings.warmup,
                                       iterations=self.settings.iterations, recheck=recheck), case)
         if resp["tampered"]:
@@ -344,3 +352,20 @@ def inputs_device(inputs: list[Any], default: str) -> str:
         if device is not None:
             return str(device)
     return default
+
+
+def recheck_sets(n_sets: int, warmup: int, iterations: int, limit: int = 16) -> list[int]:
+    """Input sets whose last timed output is checked against the reference: every set a replay
+    could exploit (used more than once over warm-up and timed calls), up to ``limit`` spread
+    evenly, plus the last set timed (catches work skipped only while timed)."""
+    uses = [0] * n_sets
+    for i in range(warmup):
+        uses[i % n_sets] += 1
+    for i in range(iterations):
+        uses[i % n_sets] += 1
+    reused = [k for k in range(n_sets) if uses[k] > 1]
+    if len(reused) > limit:
+        step = len(reused) / limit
+        reused = [reused[int(j * step)] for j in range(limit)]
+    last = (iterations - 1) % n_sets
+    return sorted(set(reused) | {last})

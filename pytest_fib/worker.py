@@ -105,6 +105,8 @@ class TimerGuard:
 
     NAMES = ("time.perf_counter", "time.perf_counter_ns", "time.monotonic",
              "torch.cuda.synchronize", "torch.cuda.Event", "torch.cuda._sleep",
+             "torch.cuda.Event.record", "torch.cuda.Event.elapsed_time",
+             "torch.autograd.profiler_util.FunctionEvent", "torch.autograd.profiler_util.EventList",
              "torch.profiler.profile", "torch.autograd.profiler.profile",
              "pytest_fib.timing.measure", "pytest_fib.timing._measure_cupti",
              "pytest_fib.timing.spans_between_markers", "pytest_fib.timing._device_activities")
@@ -114,13 +116,22 @@ class TimerGuard:
 
     @staticmethod
     def _resolve(name: str) -> Any:
+        """'a.b.C.meth' -> the object: the longest importable module, then attributes."""
         import importlib
 
-        module, _, attr = name.rpartition(".")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                obj: Any = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                return None
+            return obj
+        return None
 
     def changed(self) -> list[str]:
         return [n for n, obj in self.saved.items() if self._resolve(n) is not obj]
@@ -158,8 +169,10 @@ class Worker:
             return early
         device = req["device"]
         trials = []
+        alive = []  # earlier trials' inputs stay allocated: every trial gets new addresses
         for seed in req["seeds"]:
             inputs = make_inputs(definition, workload, device, seed, req["root"])
+            alive.append(inputs)
             try:
                 outs = call_solution(runnable, definition, inputs, device)
             except BaseException as e:  # noqa: BLE001 -- any failure of solution code is a verdict

@@ -1,0 +1,15 @@
+"""Self-test exploit: computes the right answer, then scribbles on its input.
+
+Expected to be caught by INPUT_MUTATED at the correctness stage."""
+
+import torch
+
+def _rmsnorm(hidden_states, weight):
+    x = hidden_states.float()
+    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * weight.float()
+    return y.to(hidden_states.dtype)
+
+
+def run(hidden_states, weight, output):
+    output.copy_(_rmsnorm(hidden_states, weight))
+    hidden_states.mul_(0.5)
