@@ -7,6 +7,8 @@ loudly on a pytest-benchmark that changes them:
 * ``BenchmarkFixture._timer``: the clock its runner reads before and after each round. A replay
   clock that advances by our measured device times makes every statistic pytest-benchmark computes,
   prints, saves and compares (``--benchmark-compare-fail=median:5%``) a device time.
+* ``BenchmarkFixture._mode``: set when a timing item fails before measuring, so pytest-benchmark
+  does not warn that the fixture "was not used".
 * ``BenchmarkSession`` fields (``benchmarks``, ``disabled``, ``xdist_warning``): under pytest-xdist
   pytest-benchmark disables itself; each worker's samples ride on its test reports instead, and the
   controller rebuilds them into its own session here, so ``--benchmark-json`` holds every item.
@@ -54,8 +56,8 @@ def feed(benchmark: Any, samples_s: list[float], clock: str, extra_info: dict[st
 
 def not_measured(benchmark: Any) -> None:
     """A timing item that failed or skipped before measuring: no "fixture was not used" warning
-    (pytest-benchmark checks ``skipped`` in its cleanup)."""
-    benchmark.skipped = True
+    (pytest-benchmark warns in its cleanup unless ``_mode`` says how the fixture was used)."""
+    benchmark._mode = "pytest-fib: not measured"
 
 
 def session(config: Any) -> Any:
