@@ -198,6 +198,10 @@ class FibItem(pytest.Function):
         if rep.when != "call":
             return
         rec = fib.results.get(self.case.key, {})
+        report = fib.diagnostics.pop(self.case.key, None)
+        if report:
+            tool = fib.settings.sanitizer or "ncu"
+            rep.sections.append((f"pytest-fib {tool} report", report))
         if self.kind == "timing" and rep.passed and "timing" in rec and os.environ.get(
                 "PYTEST_XDIST_WORKER"):
             rep.fib_benchmark = {  # type: ignore[attr-defined]  (rides to the controller)

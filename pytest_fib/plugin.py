@@ -71,6 +71,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "exploit is caught by the check meant for it.")
     add("--fib-hypothesis-examples", dest="fib_hypothesis_examples", metavar="N",
         help="examples per property (hypothesis) item (default 10).")
+    add("--fib-sanitizer", dest="fib_sanitizer",
+        choices=("memcheck", "racecheck", "synccheck", "initcheck"),
+        help="run each selected item under compute-sanitizer with this tool; errors fail the item "
+             "and the report is attached. Slow: select items with -k.")
+    add("--fib-ncu", dest="fib_ncu", action="store_true", default=False,
+        help="profile each selected item with Nsight Compute (ncu); the report is attached to "
+             "the item (-rA shows it). Times under ncu are not representative.")
     add("--fib-warmup", dest="fib_warmup", metavar="N", help="timing warm-up runs (default 10).")
     add("--fib-iterations", dest="fib_iterations", metavar="N",
         help="timed repetitions per timing item (default 100).")

@@ -57,13 +57,13 @@ def _signal_name(code: int) -> str:
 
 
 class WorkerProcess:
-    def __init__(self, device: str, log_dir: Path) -> None:
+    def __init__(self, device: str, log_dir: Path, wrapper: list[str] | None = None) -> None:
         self.device = device
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         parent, child = socket.socketpair()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pytest_fib.worker", str(child.fileno())],
+                [*(wrapper or []), sys.executable, "-m", "pytest_fib.worker", str(child.fileno())],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env=worker_env(device),
                 # Own session: Ctrl-C reaches pytest, which then stops the worker itself.
@@ -144,18 +144,25 @@ class WorkerProcess:
 
 
 class Pool:
-    """The worker this process talks to; started on first use, replaced after a loss."""
+    """The worker this process talks to; started on first use, replaced after a loss.
 
-    def __init__(self, device: str, log_dir: Path) -> None:
+    With a ``wrapper`` (compute-sanitizer, ncu) every call gets a fresh worker that exits after
+    it, so the tool's report (printed at process exit) belongs to that one item: ``call`` then
+    returns it under "diagnostics"."""
+
+    def __init__(self, device: str, log_dir: Path, wrapper: list[str] | None = None) -> None:
         self.device = device
         self.log_dir = log_dir
+        self.wrapper = wrapper
         self.worker: WorkerProcess | None = None
         self.started = 0
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         if self.worker is None or not self.worker.alive:
-            self.worker = WorkerProcess(self.device, self.log_dir)
+            self.worker = WorkerProcess(self.device, self.log_dir, self.wrapper)
             self.started += 1
+        if self.wrapper:
+            return self._one_shot(request, timeout)
         try:
             resp = self.worker.call(request, timeout)
         except WorkerLost:
@@ -164,6 +171,24 @@ class Pool:
         if resp.get("fatal"):
             self.worker.close()
             self.worker = None
+        return resp
+
+    def _one_shot(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        worker = self.worker
+        assert worker is not None
+        self.worker = None
+        start = worker.log_size()
+        try:
+            resp = worker.call(request, timeout)
+        except WorkerLost as e:
+            raise WorkerLost(f"{e}\n--- {self.wrapper[0] if self.wrapper else ''} ---\n"
+                             f"{worker.log_tail(start, 200)}") from None
+        worker.close()  # the tool prints its summary when the process exits
+        try:
+            worker.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        resp["diagnostics"] = worker.log_tail(start, 400)
         return resp
 
     def close(self) -> None:

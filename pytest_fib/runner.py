@@ -29,7 +29,7 @@ class Runner:
         self.settings = fib.settings
         self.device = "cuda" if self.settings.device == "cuda" else "cpu"
         self.log_dir = Path(tempfile.mkdtemp(prefix="pytest-fib-"))
-        self.pool = Pool(self.device, self.log_dir)
+        self.pool = Pool(self.device, self.log_dir, diagnostic_wrapper(self.settings))
         # (definition, workload uuid, seed) -> (inputs, reference outputs); a small LRU because
         # items run workload by workload and every solution of a definition shares them.
         self._refs: collections.OrderedDict[tuple[str, str, int], tuple[list[Any], list[Any]]] = (
@@ -99,6 +99,8 @@ class Runner:
             status = "TIMEOUT" if "timed out" in str(e) else "RUNTIME_ERROR"
             self.record(case, status, str(e))
             raise FibFailure(f"{status}: {e}") from None
+        if "diagnostics" in resp:
+            self.diagnose(case, resp["diagnostics"])
         status = resp["status"]
         if status == "build_error":
             text = (f"COMPILE_ERROR: {case.solution.name} ({case.solution.path}) did not build:\n"
@@ -124,6 +126,16 @@ class Runner:
             raise FibFailure(f"pytest-fib worker error (a bug in pytest-fib, please report): "
                              f"{resp.get('message')}\n{resp.get('traceback', '')}")
         return resp
+
+    def diagnose(self, case: Case, report: str) -> None:
+        """Attach a sanitizer/ncu report to the item; sanitizer errors fail it."""
+        self.fib.diagnostics[case.key] = report
+        if self.settings.sanitizer:
+            errors = sanitizer_errors(report)
+            if errors:
+                self.record(case, "RUNTIME_ERROR", report)
+                raise FibFailure(f"SANITIZER ({self.settings.sanitizer}): {errors} error(s) "
+                                 f"reported:\n{report}")
 
     def record(self, case: Case, status: str, log: str, **fields: Any) -> None:
         if not self._recording:
@@ -369,3 +381,25 @@ def recheck_sets(n_sets: int, warmup: int, iterations: int, limit: int = 16) -> 
         reused = [reused[int(j * step)] for j in range(limit)]
     last = (iterations - 1) % n_sets
     return sorted(set(reused) | {last})
+
+
+def diagnostic_wrapper(settings: Any) -> list[str] | None:
+    """The command a worker runs under for --fib-sanitizer / --fib-ncu (None: plain)."""
+    if settings.sanitizer:
+        return ["compute-sanitizer", "--tool", settings.sanitizer, "--print-limit", "20",
+                "--target-processes", "all"]
+    if settings.ncu:
+        # Clocks left as the card has them (never lock them on a shared machine); cold L2 per
+        # kernel like our own timing; gpu__time_duration is the kernel's device time.
+        return ["ncu", "--clock-control", "none", "--cache-control", "all",
+                "--metrics", "gpu__time_duration.sum,dram__bytes.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed",
+                "--target-processes", "all"]
+    return None
+
+
+def sanitizer_errors(report: str) -> int:
+    """The error count compute-sanitizer printed (its "ERROR SUMMARY: N errors" line)."""
+    import re
+
+    counts = [int(n) for n in re.findall(r"ERROR SUMMARY:\s*(\d+)\s+error", report)]
+    return max(counts) if counts else 0

@@ -33,6 +33,7 @@ class FibSession:
     runner: Any = None  # runner.Runner, created at the first item (imports torch)
     traces: Any = None  # traces.TraceWriter, created at the first finished item
     recorded: dict[str, str] = dataclasses.field(default_factory=dict)  # --fib-resume index
+    diagnostics: dict[str, str] = dataclasses.field(default_factory=dict)  # sanitizer/ncu reports
     # --fib-selftest: (exploit, expectation, check that caught it, stage)
     selftest: list[tuple[str, dict[str, Any], str, str]] = dataclasses.field(default_factory=list)
 

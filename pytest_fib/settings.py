@@ -64,6 +64,8 @@ class Settings:
     explicit: bool  # some fib setting was given: the suite is wanted even without kernels/
     selftest: bool = False
     hypothesis_examples: int = 10
+    sanitizer: str | None = None  # memcheck, racecheck, synccheck, initcheck
+    ncu: bool = False
 
     def tolerance_for(self, definition: str, op_type: str) -> Tolerance:
         """The tolerance for one definition: the last matching ini override wins."""
@@ -228,6 +230,14 @@ def resolve(config: pytest.Config) -> Settings:
         v = config.getoption(option)
         return (config.invocation_params.dir / v).resolve() if v else None
 
+    sanitizer = config.getoption("fib_sanitizer")
+    ncu = bool(config.getoption("fib_ncu"))
+    if (sanitizer or ncu) and not gpus:
+        raise _usage("--fib-sanitizer" if sanitizer else "--fib-ncu", sanitizer or True,
+                     "needs a CUDA GPU", "Run it on a GPU machine (or with --modal).")
+    if sanitizer and ncu:
+        raise _usage("--fib-ncu", True, "cannot be combined with --fib-sanitizer",
+                     "Profile and sanitize in separate runs.")
     resume = bool(config.getoption("fib_resume"))
     traces = out_dir("fib_traces")
     if resume and traces is None:
@@ -243,7 +253,7 @@ def resolve(config: pytest.Config) -> Settings:
         # A CPU run times the host clock only to exercise the pipeline: keep it short there.
         warmup=_or(_opt_number(config, "fib_warmup", int, 0), 10 if gpus else 1),
         iterations=_or(_opt_number(config, "fib_iterations", int, 1), 100 if gpus else 5),
-        explicit=explicit, selftest=selftest,
+        explicit=explicit, selftest=selftest, sanitizer=sanitizer, ncu=ncu,
         hypothesis_examples=_or(_opt_number(config, "fib_hypothesis_examples", int, 1), 10),
     )
 
