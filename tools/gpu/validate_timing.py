@@ -49,7 +49,7 @@ def cupti(run):
                 flush.zero_()
                 run(*a)
             torch.cuda.synchronize()
-        durs = [e.device_time for e in prof.events()
+        durs = [e.time_range.elapsed_us() for e in prof.events()
                 if e.device_type == torch.autograd.DeviceType.CUDA and "rmsnorm" in e.name.lower()]
         out[b] = statistics.median(durs)  # us
     return out
