@@ -3,13 +3,14 @@
 Method on a GPU (docs/timing.md has the measured error against Nsight Compute):
 
 1. Warm up (build, autotune, first-launch costs stay out).
-2. For each timed iteration: write an L2-sized buffer (flush: the kernel starts with a cold L2, as
-   in a model where other layers ran in between), launch a tiny marker kernel, call the solution,
-   synchronize the device (so work the call left on *any* stream finishes inside its iteration).
+2. For each timed iteration: the harness's preparation (fresh poison, one perturbed input element),
+   a write of an L2-sized buffer (flush: the kernel starts with a cold L2, as in a model where
+   other layers ran in between), a tiny opening marker kernel, the call, a device-wide synchronize
+   (so work the call left on *any* stream finishes), a closing marker.
 3. CUPTI activity records (through torch.profiler) give every kernel's and memcpy's device start and
-   end. The iteration's time is the span from the first device activity after its marker to the
-   last one before the next flush: kernels on side streams count, host overhead between the flush
-   and the call does not, and the flush itself is outside.
+   end. The iteration's time is the span from the first device activity after the opening marker
+   to the end of the last one before the closing marker: kernels on side streams count; the
+   preparation, the flush and host overhead before the first launch do not.
 
 Host-side CUDA events around each launch (flashinfer-bench, do_bench) measure launch latency at
 small sizes (20x too slow at batch 1, issue #3); the span of device activity does not.
@@ -122,14 +123,14 @@ def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any], n_se
 
 def _device_activities(prof: Any) -> list[tuple[float, float, str, int]]:
     """(start_us, end_us, name, stream) of every device-side activity (kernels, memcpy, memset).
-    torch.profiler puts a device event's stream id in its ``thread`` field."""
+    torch.profiler keeps a device event's stream id in ``device_resource_id``."""
     from torch.autograd import DeviceType
 
     out = []
     for evt in prof.events():
         if evt.device_type == DeviceType.CUDA and not getattr(evt, "is_user_annotation", False):
             out.append((evt.time_range.start, evt.time_range.end, evt.name,
-                        int(getattr(evt, "thread", 0) or 0)))
+                        int(getattr(evt, "device_resource_id", 0) or 0)))
     out.sort()
     return out
 
@@ -149,15 +150,17 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any], n_set
             for i in range(iterations):
                 prep(i)
                 flush.zero_()
-                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]
+                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]  # opens iteration i
                 call(i % n_sets)
+                torch.cuda.synchronize()  # every stream's work of this call is done...
+                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]  # ...before this
                 torch.cuda.synchronize()
     except RuntimeError as e:
         raise _ProfilerUnavailable(str(e)) from None
     acts = _device_activities(prof)
     split = spans_between_markers(acts, iterations)
     if split is None:
-        raise _ProfilerUnavailable("the trace did not hold one marker per iteration")
+        raise _ProfilerUnavailable("the trace did not hold two markers per iteration")
     samples, streams = split
     m = Measurement(samples, "cuda-cupti", warmup, flush_bytes)
     if streams > 1:
@@ -167,18 +170,19 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any], n_set
 
 def spans_between_markers(acts: list[tuple[float, float, str, int]],
                           iterations: int) -> tuple[list[float], int] | None:
-    """Split a sorted device trace [flush, marker, work..., flush, marker, work...] into the span of
-    each iteration's work, in seconds, and the most streams one iteration used. None when the
-    trace does not have that shape. Per-iteration device synchronisation guarantees that an
-    iteration's side-stream work ends before the next flush starts."""
-    markers = [i for i, a in enumerate(acts) if "spin" in a[2].lower()]
-    if len(markers) != iterations:
+    """From a device trace sorted by start time, the span of each iteration's work: everything
+    that starts after an opening marker ends and before its closing marker starts (the closing
+    marker is launched after a device-wide synchronize, so side-stream work of the call is inside;
+    the flush and the harness's own preparation lie outside). Returns the spans in seconds and the
+    most streams one iteration used; None when the trace does not hold 2 markers per iteration."""
+    markers = [a for a in acts if "spin" in a[2].lower()]
+    if len(markers) != 2 * iterations:
         return None
     samples = []
     streams = 1
-    for n, m in enumerate(markers):
-        stop = markers[n + 1] - 1 if n + 1 < len(markers) else len(acts)  # next flush
-        work = acts[m + 1:stop]
+    for n in range(iterations):
+        opened, closed = markers[2 * n][1], markers[2 * n + 1][0]
+        work = [a for a in acts if opened <= a[0] < closed and "spin" not in a[2].lower()]
         if not work:
             samples.append(0.0)
             continue
