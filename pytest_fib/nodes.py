@@ -202,11 +202,15 @@ class FibItem(pytest.Function):
         if report:
             tool = fib.settings.sanitizer or "ncu"
             rep.sections.append((f"pytest-fib {tool} report", report))
-        if self.kind == "timing" and rep.passed and "timing" in rec and os.environ.get(
-                "PYTEST_XDIST_WORKER"):
-            rep.fib_benchmark = {  # type: ignore[attr-defined]  (rides to the controller)
-                "name": self.name, "fullname": self.nodeid, "extra_info": rec["timing"],
-                "samples_s": rec["samples_s"], "clock": rec["timing"]["clock"]}
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            # JSON-safe copies ride on the report to the xdist controller (see plugin.py)
+            rep.fib_result = {  # type: ignore[attr-defined]
+                "key": self.case.key, **{k: v for k, v in rec.items()
+                                         if k not in ("case", "samples_s", "log")}}
+            if self.kind == "timing" and rep.passed and "timing" in rec:
+                rep.fib_benchmark = {  # type: ignore[attr-defined]
+                    "name": self.name, "fullname": self.nodeid, "extra_info": rec["timing"],
+                    "samples_s": rec["samples_s"], "clock": rec["timing"]["clock"]}
         if fib.settings.traces is not None and rep.outcome in ("passed", "failed"):
             self._write_trace(fib, rep, rec)
 

@@ -142,9 +142,18 @@ class XdistBenchmarks:
         self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
         payload = getattr(report, "fib_benchmark", None)
-        if payload and report.when == "call":
+        if payload:
             bench.add_from_report(self.config, payload)
+        result = getattr(report, "fib_result", None)
+        fib = self.config.stash.get(FIB_SESSION, None)
+        if result and fib is not None:
+            case = next((c for c in fib.cases if c.key == result["key"]), None)
+            if case is not None:
+                fib.results.setdefault(case.key, {"case": case}).update(
+                    {k: v for k, v in result.items() if k != "key"})
 
 
 def _active(config: pytest.Config, fib: FibSession) -> bool:
@@ -215,3 +224,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         fib.runner.close()
     if fib.settings.pack is not None and _active(session.config, fib):
         report.pack_solutions(fib)
+    if fib.settings.report is not None and _active(session.config, fib) and not os.environ.get(
+            "PYTEST_XDIST_WORKER"):
+        report.write_report(fib, exitstatus)

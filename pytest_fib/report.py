@@ -109,3 +109,101 @@ def pack_solutions(fib: FibSession) -> None:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True)
+
+
+def write_report(fib: FibSession, exitstatus: int) -> None:
+    """--fib-report DIR: summary.md (fit for $GITHUB_STEP_SUMMARY) and one speedup plot (SVG, no
+    plotting library needed) per definition."""
+    out = fib.settings.report
+    assert out is not None
+    out.mkdir(parents=True, exist_ok=True)
+    s = fib.settings
+    counts: dict[str, int] = {}
+    for rec in fib.results.values():
+        counts[rec.get("status", "?")] = counts.get(rec.get("status", "?"), 0) + 1
+    lines = [
+        "# pytest-fib results", "",
+        f"- dataset: `{s.dataset}` ({s.dataset_source})",
+        f"- device: {s.device}" + (f" ({s.gpu_count} GPU)" if s.gpu_count else " (host clock)"),
+        f"- reproduce: `--fib-seed={s.seed}`; pytest exit status {exitstatus}",
+        "- outcomes: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"), "",
+        "| definition | solution | passed | median latency (ms) | speedup (mean) | speedup "
+        "(geomean) | % of peak bandwidth |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    def f(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+    for r in solution_rows(fib):
+        lines.append(f"| {r['definition']} | {r['solution']} | {r['passed']}/{r['cases']} | "
+                     f"{f(r['median_latency_ms'], '.4f')} | {f(r['speedup_mean'], '.2f')} | "
+                     f"{f(r['speedup_geomean'], '.2f')} | {f(r['pct_of_peak'], '.1f')} |")
+    failed = [(k, r) for k, r in fib.results.items() if r.get("status") not in (None, "PASSED",
+                                                                                 "COMPILED")]
+    if failed:
+        lines += ["", "## Failures", ""]
+        for key, rec in sorted(failed)[:200]:
+            first = (rec.get("log") or "").strip().splitlines()[:1]
+            lines.append(f"- `{key}`: **{rec['status']}** {first[0][:200] if first else ''}")
+    plots = speedup_plots(fib, out)
+    if plots:
+        lines += ["", "## Speedup per workload", ""]
+        lines += [f"![{name}]({path.name})" for name, path in plots]
+    if fib.problems:
+        lines += ["", "## Files not loaded", ""]
+        lines += [f"- `{p.where}`: {p.message}" for p in fib.problems]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def speedup_plots(fib: FibSession, out: Any) -> list[tuple[str, Any]]:
+    """One bar chart per definition: speedup (reference / solution) per workload and solution."""
+    by_def: dict[str, list[dict[str, Any]]] = {}
+    for rec in fib.results.values():
+        if "timing" in rec:
+            by_def.setdefault(rec["timing"]["definition"], []).append(rec["timing"])
+    plots = []
+    for definition, rows in sorted(by_def.items()):
+        path = out / f"speedup_{definition}.svg"
+        path.write_text(bar_chart_svg(definition, rows))
+        plots.append((definition, path))
+    return plots
+
+
+def bar_chart_svg(title: str, rows: list[dict[str, Any]]) -> str:
+    from .cases import safe
+
+    def label(r: dict[str, Any]) -> str:
+        return safe("-".join(f"{k}={v}" for k, v in sorted(r["axes"].items())))
+    workloads = sorted({label(r) for r in rows}, key=lambda w: (len(w), w))
+    solutions = sorted({r["solution"] for r in rows})
+    value = {(label(r), r["solution"]): r["speedup"] for r in rows}
+    top = max([1.0, *value.values()]) * 1.1
+    width, height, left, bottom = max(420, 60 + 26 * len(workloads) * len(solutions)), 300, 50, 60
+    plot_h = height - bottom - 30
+    bar_w = max(4, (width - left - 10) / max(1, len(workloads) * len(solutions)) - 2)
+    colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="10">',
+             f'<text x="{left}" y="15" font-size="13">{title}: speedup over the reference</text>']
+    y1 = 30 + plot_h - plot_h / top
+    parts.append(f'<line x1="{left}" x2="{width - 5}" y1="{y1:.1f}" y2="{y1:.1f}" '
+                 f'stroke="#999" stroke-dasharray="4 3"/><text x="5" y="{y1 + 3:.1f}">1.0x</text>')
+    x = left
+    for w in workloads:
+        for j, sol in enumerate(solutions):
+            v = value.get((w, sol))
+            if v is not None:
+                h = plot_h * v / top
+                parts.append(f'<rect x="{x:.1f}" y="{30 + plot_h - h:.1f}" width="{bar_w:.1f}" '
+                             f'height="{h:.1f}" fill="{colors[j % len(colors)]}">'
+                             f'<title>{sol} {w}: {v:.2f}x</title></rect>')
+            x += bar_w + 2
+        parts.append(f'<text x="{x - (bar_w + 2) * len(solutions) / 2:.1f}" y="{height - bottom + 42}" '
+                     f'text-anchor="end" transform="rotate(-35 {x - (bar_w + 2) * len(solutions) / 2:.1f},'
+                     f'{height - bottom + 42})">{w}</text>')
+        x += 6
+    for j, sol in enumerate(solutions):
+        parts.append(f'<rect x="{width - 150}" y="{20 + 12 * j}" width="8" height="8" '
+                     f'fill="{colors[j % len(colors)]}"/><text x="{width - 138}" '
+                     f'y="{28 + 12 * j}">{sol[:22]}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
