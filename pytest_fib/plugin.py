@@ -71,6 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "exploit is caught by the check meant for it.")
     add("--fib-hypothesis-examples", dest="fib_hypothesis_examples", metavar="N",
         help="examples per property (hypothesis) item (default 10).")
+    add("--fib-baseline", dest="fib_baseline", metavar="SOLUTION",
+        help="time every solution of a definition interleaved with this one and report the "
+             "speedup with a 95%% interval (default: the dataset's author 'baseline' solution).")
     add("--fib-sanitizer", dest="fib_sanitizer",
         choices=("memcheck", "racecheck", "synccheck", "initcheck"),
         help="run each selected item under compute-sanitizer with this tool; errors fail the item "

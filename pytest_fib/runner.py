@@ -242,8 +242,15 @@ class Runner:
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
         seeds = self.timing_seeds(case)
         recheck = recheck_sets(len(seeds), self.settings.warmup, self.settings.iterations)
-        resp = self.call(self.request("timing", case, seeds, warmup=self.settings.warmup,
-                                      iterations=self.settings.iterations, recheck=recheck), case)
+        baseline = self.fib.baseline_for(case)
+        extra: dict[str, Any] = {}
+        if baseline is not None:
+            extra = {"baseline": baseline.raw}
+        req = self.request("timing", case, seeds, warmup=self.settings.warmup,
+                           iterations=self.settings.iterations, recheck=recheck, **extra)
+        if baseline is not None:
+            req["where"]["baseline"] = baseline.path
+        resp = self.call(req, case)
         if resp["tampered"]:
             self.record(case, "RUNTIME_ERROR", "timer tampering")
             raise FibFailure("TIMER_TAMPERED: the solution replaced timing functions the harness "
@@ -265,6 +272,12 @@ class Runner:
         m = timing.Measurement(**resp["measurement"])
         ref_m = self.reference_timing(case, definition, workload, seeds)
         info = self.timing_info(case, m, ref_m)
+        if resp.get("baseline_samples_s") and baseline is not None:
+            point, lo, hi = timing.ratio_ci(resp["baseline_samples_s"], m.samples_s)
+            info.update(baseline=baseline.name, speedup_vs_baseline=point,
+                        speedup_vs_baseline_ci95=[lo, hi],
+                        baseline_latency_ms=timing.summarize(resp["baseline_samples_s"])[
+                            "median_ms"])
         peak = info.get("peak_bandwidth_GBps")
         if peak and info["achieved_GBps"] > 1.05 * peak:
             self.record(case, "INCORRECT_NUMERICAL", "implausible time")
@@ -318,7 +331,7 @@ class Runner:
         sets = [make_inputs(definition, workload, self.device, s, str(self.settings.dataset))
                 for s in use]
         with torch.no_grad():
-            m = timing.measure(lambda k: ref(*sets[k]), n_sets=len(sets), device=self.device,
+            m = timing.measure(lambda i: ref(*sets[i % len(sets)]), device=self.device,
                                warmup=self.settings.warmup,
                                iterations=max(3, self.settings.iterations // 2))
         self._ref_times[key] = m

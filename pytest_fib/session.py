@@ -37,6 +37,15 @@ class FibSession:
     # --fib-selftest: (exploit, expectation, check that caught it, stage)
     selftest: list[tuple[str, dict[str, Any], str, str]] = dataclasses.field(default_factory=list)
 
+    baselines: dict[str, SolutionRec] = dataclasses.field(default_factory=dict)  # by definition
+
+    def baseline_for(self, case: Case) -> SolutionRec | None:
+        """The solution to time a candidate against (never itself)."""
+        base = self.baselines.get(case.definition.name)
+        if base is None or base.content_hash == case.solution.content_hash:
+            return None
+        return base
+
     @property
     def op_types(self) -> list[str]:
         return sorted({d.op_type for d in self.dataset.definitions.values()})
@@ -60,6 +69,7 @@ def load(settings: Settings) -> FibSession:
     known = [s for s in solutions if s.definition in ds.definitions]
     orphans = [s for s in solutions if s.definition not in ds.definitions]
     cases = cases_mod.build_cases(ds, known, settings.device, settings.cpu_budget)
+    baselines = pick_baselines(settings, ds, solutions)
     recorded = {}
     if settings.resume and settings.traces is not None:
         from .traces import recorded as read_recorded
@@ -67,4 +77,32 @@ def load(settings: Settings) -> FibSession:
         recorded = read_recorded(settings.traces)
     return FibSession(settings=settings, dataset=ds, solutions=known, problems=problems,
                       cases=cases, orphans=orphans, load_seconds=time.perf_counter() - start,
-                      recorded=recorded)
+                      recorded=recorded, baselines=baselines)
+
+
+def pick_baselines(settings: Settings, ds: Dataset,
+                   solutions: list[SolutionRec]) -> dict[str, SolutionRec]:
+    """Per definition: the solution named by --fib-baseline, else the dataset's solution by
+    author 'baseline' (read from solutions/baseline/ even when only local solutions are tested)."""
+    pool = list(solutions)
+    if not any(s.origin == "dataset" for s in pool):
+        base_dir = settings.dataset / "solutions" / "baseline"
+        if base_dir.is_dir():
+            import json
+
+            for path in sorted(base_dir.rglob("*.json")):
+                try:
+                    raw = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                if dataset_mod.check_solution(raw) is None:
+                    pool.append(SolutionRec(raw["name"], raw["definition"], raw["author"],
+                                            raw["spec"]["language"], str(path), "dataset", raw))
+    chosen: dict[str, SolutionRec] = {}
+    for sol in pool:
+        if settings.baseline:
+            if sol.name == settings.baseline:
+                chosen[sol.definition] = sol
+        elif sol.author == "baseline":
+            chosen.setdefault(sol.definition, sol)
+    return chosen

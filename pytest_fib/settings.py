@@ -64,6 +64,7 @@ class Settings:
     explicit: bool  # some fib setting was given: the suite is wanted even without kernels/
     selftest: bool = False
     hypothesis_examples: int = 10
+    baseline: str | None = None  # solution name to time every candidate against (interleaved)
     sanitizer: str | None = None  # memcheck, racecheck, synccheck, initcheck
     ncu: bool = False
 
@@ -254,6 +255,7 @@ def resolve(config: pytest.Config) -> Settings:
         warmup=_or(_opt_number(config, "fib_warmup", int, 0), 10 if gpus else 1),
         iterations=_or(_opt_number(config, "fib_iterations", int, 1), 100 if gpus else 5),
         explicit=explicit, selftest=selftest, sanitizer=sanitizer, ncu=ncu,
+        baseline=config.getoption("fib_baseline"),
         hypothesis_examples=_or(_opt_number(config, "fib_hypothesis_examples", int, 1), 10),
     )
 

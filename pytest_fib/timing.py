@@ -65,48 +65,49 @@ def peak_bandwidth(device: Any) -> float | None:
     return 2.0 * clock_khz * 1e3 * bus_bits / 8  # DDR: two transfers per clock
 
 
-def measure(call: Callable[[int], Any], *, n_sets: int, device: str, warmup: int,
-            iterations: int, before: Callable[[int], Any] | None = None) -> Measurement:
-    """Time ``call(k)`` (k = input set index, rotated so no two consecutive calls reuse inputs).
+def measure(call: Callable[[int], Any], *, device: str, warmup: int, iterations: int,
+            before: Callable[[int], Any] | None = None) -> Measurement:
+    """Time ``call(i)`` for i in range(iterations) (after ``call(i)`` for i in range(warmup)); the
+    caller maps i to an input set, rotating them so consecutive calls never share inputs.
 
     ``before(i)`` runs before timed iteration i, outside the measured span (the worker uses it to
     re-poison outputs and perturb inputs)."""
     prep = before or (lambda i: None)
     if device.startswith("cuda"):
         try:
-            return _measure_cupti(call, prep, n_sets, warmup, iterations)
+            return _measure_cupti(call, prep, warmup, iterations)
         except _ProfilerUnavailable as e:
-            m = _measure_events(call, prep, n_sets, warmup, iterations)
+            m = _measure_events(call, prep, warmup, iterations)
             m.notes.append(f"CUPTI unavailable ({e}); CUDA events around each call instead")
             return m
-    return _measure_host(call, prep, n_sets, warmup, iterations)
+    return _measure_host(call, prep, warmup, iterations)
 
 
 class _ProfilerUnavailable(Exception):
     pass
 
 
-def _measure_host(call: Callable[[int], Any], prep: Callable[[int], Any], n_sets: int,
+def _measure_host(call: Callable[[int], Any], prep: Callable[[int], Any],
                   warmup: int, iterations: int) -> Measurement:
     for i in range(warmup):
-        call(i % n_sets)
+        call(i)
     samples = []
     for i in range(iterations):
         prep(i)
         start = time.perf_counter()
-        call(i % n_sets)
+        call(i)
         samples.append(time.perf_counter() - start)
     return Measurement(samples, "cpu", warmup)
 
 
-def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any], n_sets: int,
+def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any],
                     warmup: int, iterations: int) -> Measurement:
     import torch
 
     flush_bytes = l2_flush_bytes(torch.cuda.current_device())
     flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
     for i in range(warmup):
-        call(i % n_sets)
+        call(i)
     torch.cuda.synchronize()
     samples = []
     for i in range(iterations):
@@ -114,7 +115,7 @@ def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any], n_se
         flush.zero_()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        call(i % n_sets)
+        call(i)
         end.record()
         torch.cuda.synchronize()
         samples.append(start.elapsed_time(end) / 1e3)
@@ -135,7 +136,7 @@ def _device_activities(prof: Any) -> list[tuple[float, float, str, int]]:
     return out
 
 
-def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any], n_sets: int,
+def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
                    warmup: int, iterations: int) -> Measurement:
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -143,7 +144,7 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any], n_set
     flush_bytes = l2_flush_bytes(torch.cuda.current_device())
     flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
     for i in range(warmup):
-        call(i % n_sets)
+        call(i)
     torch.cuda.synchronize()
     try:
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -151,7 +152,7 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any], n_set
                 prep(i)
                 flush.zero_()
                 torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]  # opens iteration i
-                call(i % n_sets)
+                call(i)
                 torch.cuda.synchronize()  # every stream's work of this call is done...
                 torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]  # ...before this
                 torch.cuda.synchronize()
@@ -213,3 +214,16 @@ def ratio_ci(a_s: list[float], b_s: list[float], resamples: int = 2000,
         boots.append(statistics.median(ra) / statistics.median(rb))
     boots.sort()
     return point, boots[int(0.025 * resamples)], boots[int(0.975 * resamples) - 1]
+
+
+def interleave(calls: list[Callable[[int], Any]], befores: list[Callable[[int], Any]]
+               ) -> tuple[Callable[[int], Any], Callable[[int], Any]]:
+    """One call/before pair that alternates several solutions: A B A B ... so drift (clocks,
+    temperature, neighbours) hits all alike, and their ratio gets a meaningful interval.
+    Iteration i runs solution i % n on its own iteration i // n."""
+    n = len(calls)
+    return (lambda i: calls[i % n](i // n)), (lambda i: befores[i % n](i // n))
+
+
+def split_interleaved(samples: list[float], n: int) -> list[list[float]]:
+    return [samples[j::n] for j in range(n)]

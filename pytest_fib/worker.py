@@ -99,6 +99,48 @@ def _load(req: dict[str, Any]) -> tuple[Any, Any, Any]:
             validate("solution", req["solution"], req["where"]["solution"]))
 
 
+class _Timed:
+    """One solution under the timer: its own output buffers, the shared (perturbed) inputs."""
+
+    def __init__(self, runnable: Any, definition: Any, sets: list[list[Any]], seeds: list[int],
+                 device: str) -> None:
+        from .inputs import poisoned_outputs
+
+        self.runnable = runnable
+        self.dps = runnable.metadata.destination_passing_style
+        self.sets = sets
+        self.seeds = seeds
+        self.outs = [poisoned_outputs(definition, inp, device) if self.dps else [] for inp in sets]
+        self.last: dict[int, Any] = {}
+
+    def call(self, i: int) -> None:
+        k = i % len(self.sets)
+        if self.dps:
+            self.runnable(*self.sets[k], *self.outs[k])
+        else:
+            self.last[k] = self.runnable(*self.sets[k])
+
+    def before(self, i: int) -> None:
+        # Outside the timed span: fresh poison in the outputs and one changed input element, so a
+        # timed call can neither skip its work nor replay an earlier answer unnoticed. (Solutions
+        # timed interleaved apply the same deterministic change: idempotent.)
+        from .inputs import perturb, poison
+
+        k = i % len(self.sets)
+        for out in self.outs[k]:
+            poison(out)
+        self.last.pop(k, None)
+        perturb(self.sets[k], self.seeds[k], i // len(self.sets) + 1)
+
+    def checked(self, recheck: list[int]) -> dict[int, Any]:
+        out = {}
+        for k in recheck:
+            produced = self.outs[k] if self.dps else _as_list(self.last.get(k))
+            out[k] = {"outputs": [_to_host(o) for o in produced],
+                      "inputs": [_to_host(i) for i in self.sets[k]]}
+        return out
+
+
 class TimerGuard:
     """The timing functions as they were before any solution code was imported: a solution that
     replaces one (to report a faster time) is caught by identity, after each timed run."""
@@ -184,55 +226,59 @@ class Worker:
         return {"status": "ok", "trials": trials}
 
     def op_timing(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Time the solution over rotating input sets; send back the outputs of the last timed
-        calls so the controller can check that what was timed computed the right thing."""
+        """Time the solution over rotating input sets (interleaved with a baseline solution when
+        the request names one); send back the outputs of the last timed calls so the controller
+        can check that what was timed computed the right thing."""
         from . import timing
-        from .inputs import make_inputs, perturb, poison, poisoned_outputs
+        from .inputs import make_inputs
 
         definition, workload, runnable, early = self.build(req)
         if early is not None:
             return early
         device = req["device"]
-        dps = runnable.metadata.destination_passing_style
         sets = [make_inputs(definition, workload, device, s, req["root"]) for s in req["seeds"]]
-        outs: list[list[Any]] = [poisoned_outputs(definition, inp, device) if dps else []
-                                 for inp in sets]
-        last: dict[int, Any] = {}
-
-        def call(k: int) -> None:
-            if dps:
-                runnable(*sets[k], *outs[k])
+        mine = _Timed(runnable, definition, sets, req["seeds"], device)
+        timed = [mine]
+        notes = []
+        if req.get("baseline"):
+            other = self.build_baseline(req, definition)
+            if isinstance(other, str):
+                notes.append(f"baseline not timed: {other}")
             else:
-                last[k] = runnable(*sets[k])
-
-        def before(i: int) -> None:
-            # Outside the timed span: fresh poison in the outputs and one changed input element,
-            # so a timed call can neither skip its work nor replay an earlier answer unnoticed.
-            k = i % len(sets)
-            for out in outs[k]:
-                poison(out)
-            last.pop(k, None)
-            perturb(sets[k], req["seeds"][k], i // len(sets) + 1)
-
+                timed.append(_Timed(other, definition, sets, req["seeds"], device))
+        call, before = timing.interleave([t.call for t in timed], [t.before for t in timed])
         import torch
 
         try:
             with torch.no_grad():
-                m = timing.measure(call, n_sets=len(sets), device=device, warmup=req["warmup"],
-                                   iterations=req["iterations"], before=before)
+                m = timing.measure(call, device=device, warmup=req["warmup"] * len(timed),
+                                   iterations=req["iterations"] * len(timed), before=before)
         except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
             if isinstance(e, KeyboardInterrupt):
                 raise
             return _error(e, device)
         _sync(device)
-        tampered = self.timers.changed()
-        checked = {}
-        for k in req["recheck"]:
-            produced = outs[k] if dps else _as_list(last.get(k))
-            checked[k] = {"outputs": [_to_host(o) for o in produced],
-                          "inputs": [_to_host(i) for i in sets[k]]}
-        return {"status": "ok", "measurement": m.to_json(), "checked": checked,
-                "tampered": tampered}
+        parts = timing.split_interleaved(m.samples_s, len(timed))
+        m.samples_s = parts[0]
+        m.notes += notes
+        resp: dict[str, Any] = {"status": "ok", "measurement": m.to_json(),
+                                "checked": mine.checked(req["recheck"]),
+                                "tampered": self.timers.changed()}
+        if len(timed) > 1:
+            resp["baseline_samples_s"] = parts[1]
+        return resp
+
+    def build_baseline(self, req: dict[str, Any], definition: Any) -> Any:
+        """The baseline's runnable, or why there is none (it is context, never a verdict)."""
+        from .models import validate
+
+        try:
+            solution = validate("solution", req["baseline"], req["where"].get("baseline", "?"))
+            runnable = self.builder.build(definition, solution, req["device"])
+        except Exception as e:  # noqa: BLE001
+            return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
+        faulthandler.enable()
+        return runnable if runnable is not None else "compile-only on this machine"
 
     def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ok", "pid": os.getpid()}
