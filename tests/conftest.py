@@ -1,0 +1,90 @@
+"""Fixtures for pytest-fib's own tests: a tiny project (dataset + kernels) per test, and a runner
+that invokes pytest on it with fast settings. Builders live in ``helpers.py``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # `import helpers` from every test module
+
+import helpers  # noqa: E402
+
+pytest_plugins = ["pytester"]
+
+# Environment variables pytest-fib (and flashinfer-bench's builders) read: a developer's own
+# settings must not leak into the runs these tests make.
+FIB_ENV = ("FIB_DATASET_PATH", "FIB_SEED", "FIB_DEVICE", "FIB_TIMEOUT", "FIB_CPU_BUDGET",
+           "PYTEST_FIB_GPUS", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Runs before pytest-fib's own (trylast) configure, in the run of this suite only.
+
+    pytest-fib resolves its dataset in every pytest run, and without ``--fib-dataset`` it falls
+    back to the embedded dataset, ``pytest_fib/data/default``. While that folder is missing the
+    plugin refuses *any* run with a usage error (see test_plugin_e2e.py, the xfail
+    ``test_unrelated_project_runs_without_a_dataset``). Point this run at an empty dataset so the
+    suite itself can start; the inner runs the tests make set their own dataset.
+    """
+    from pytest_fib import settings
+
+    if settings.EMBEDDED_DATASET.is_dir() or os.environ.get("FIB_DATASET_PATH"):
+        return
+    if config.getoption("fib_dataset", None) is not None:
+        return
+    empty = Path(tempfile.mkdtemp(prefix="pytest-fib-tests-empty-"))
+    (empty / "definitions").mkdir()
+    config.option.fib_dataset = str(empty)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    for name in FIB_ENV:
+        monkeypatch.delenv(name, raising=False)
+    # flashinfer-bench's builders write Python solutions under FIB_CACHE_PATH (default ~/.cache)
+    monkeypatch.setenv("FIB_CACHE_PATH", str(tmp_path_factory.getbasetemp() / "fib-cache"))
+
+
+class Project:
+    """A project folder in pytester's tmp dir: ``data/`` (one definition) and ``kernels/``."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        self.root = pytester.path
+        self.data = self.root / "data"
+        self.kernels = self.root / "kernels"
+
+    def dataset(self, **kw: Any) -> Project:
+        helpers.make_dataset(self.data, **kw)
+        self.kernels.mkdir(exist_ok=True)
+        return self
+
+    def kit(self, name: str, code: str | None = None, **kw: Any) -> Path:
+        return helpers.add_kit(self.kernels, name, code, **kw)
+
+    def args(self, *extra: str) -> list[str]:
+        return [f"--fib-dataset={self.data}", *helpers.FAST, *extra]
+
+    def run(self, *extra: str) -> pytest.RunResult:
+        """pytest in this process (fast); the solutions still run in pytest-fib's worker."""
+        return self.pytester.runpytest(*self.args(*extra))
+
+    def run_subprocess(self, *extra: str, timeout: float = 120) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*self.args(*extra), timeout=timeout)
+
+    def collect(self, *extra: str) -> list[str]:
+        """Node ids that ``pytest --collect-only -q`` lists."""
+        result = self.pytester.runpytest(*self.args("--collect-only", "-q", *extra))
+        return [line for line in result.outlines if "::" in line and " " not in line]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Project:
+    """An empty project; call ``.dataset()`` and ``.kit(...)`` to fill it."""
+    return Project(pytester)
