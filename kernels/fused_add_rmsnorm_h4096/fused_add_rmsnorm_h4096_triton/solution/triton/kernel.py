@@ -25,7 +25,9 @@ HIDDEN = 4096
 EPS = 1e-5
 
 
-@triton.jit
+# n_rows only feeds the tail mask: not specialising on it (==1, %16) saves recompiles
+# across batch sizes at no cost.
+@triton.jit(do_not_specialize=["n_rows"])
 def _fused_add_rmsnorm_kernel(
     X_ptr,
     X_row_stride,
