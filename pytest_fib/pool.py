@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 
+STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loaded machine
+
+
 class WorkerLost(Exception):
     """The worker died or hung: the message says how, with the end of its output."""
 
@@ -70,6 +73,20 @@ class WorkerProcess:
                 start_new_session=True)
         child.close()
         self.conn = Connection(parent.detach())
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Start-up (importing torch, a CUDA context) is the harness's cost, not the item's: the
+        item's timeout starts once the worker says it is ready."""
+        try:
+            if self.conn.poll(timeout):
+                self.conn.recv_bytes()
+                return
+        except (EOFError, OSError):
+            pass
+        self.kill()
+        raise WorkerLost(f"the worker process did not start within {timeout:g} s:\n"
+                         f"{self.log_tail()}")
 
     def log_tail(self, since: int = 0, lines: int = 40) -> str:
         try:

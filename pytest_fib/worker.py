@@ -300,7 +300,8 @@ class Worker:
 
 
 def serve(conn: Connection) -> None:
-    worker = Worker()
+    worker = Worker()  # imports torch: seconds, which must not count against an item's timeout
+    conn.send_bytes(pickle.dumps({"ready": os.getpid()}))
     while True:
         try:
             req = pickle.loads(conn.recv_bytes())
