@@ -3,9 +3,7 @@ that invokes pytest on it with fast settings. Builders live in ``helpers.py``.""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,6 @@ pytest_plugins = ["pytester"]
 # settings must not leak into the runs these tests make.
 FIB_ENV = ("FIB_DATASET_PATH", "FIB_SEED", "FIB_DEVICE", "FIB_TIMEOUT", "FIB_CPU_BUDGET",
            "PYTEST_FIB_GPUS", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Runs before pytest-fib's own (trylast) configure, in the run of this suite only.
-
-    pytest-fib resolves its dataset in every pytest run, and without ``--fib-dataset`` it falls
-    back to the embedded dataset, ``pytest_fib/data/default``. While that folder is missing the
-    plugin refuses *any* run with a usage error (see test_plugin_e2e.py, the xfail
-    ``test_unrelated_project_runs_without_a_dataset``). Point this run at an empty dataset so the
-    suite itself can start; the inner runs the tests make set their own dataset.
-    """
-    from pytest_fib import settings
-
-    if settings.EMBEDDED_DATASET.is_dir() or os.environ.get("FIB_DATASET_PATH"):
-        return
-    if config.getoption("fib_dataset", None) is not None:
-        return
-    empty = Path(tempfile.mkdtemp(prefix="pytest-fib-tests-empty-"))
-    (empty / "definitions").mkdir()
-    config.option.fib_dataset = str(empty)
 
 
 @pytest.fixture(autouse=True)
