@@ -8,7 +8,12 @@ Python files in the contest starter-kit layout (``<dir>/config.toml`` + ``soluti
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,8 +23,8 @@ NS = (1, 7, 33)  # var axis values of the three workloads: 1, an odd one, one pa
 D = 64
 
 # Fast settings for every end-to-end run: few timed calls, one trial, a CPU device.
-FAST = ("--fib-device", "cpu", "--fib-iterations", "3", "--fib-warmup", "0", "--fib-trials", "1",
-        "--fib-hypothesis-examples", "1", "-p", "no:randomly", "-p", "no:cacheprovider")
+FAST = ("--fib-device=cpu", "--fib-iterations=3", "--fib-warmup=0", "--fib-trials=1",
+        "--fib-hypothesis-examples=1", "-p", "no:randomly")
 
 
 def uuid_for(n: int, tag: str = "w") -> str:
@@ -140,3 +145,60 @@ def outcomes(reports: Iterable[Any]) -> dict[str, str]:
 
 def trace_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# -- a pytest run in a subprocess, for module-scoped fixtures and crash isolation ------------------
+
+CLEAN_ENV_DROP = ("FIB_DATASET_PATH", "FIB_SEED", "FIB_DEVICE", "FIB_TIMEOUT", "FIB_CPU_BUDGET",
+                  "PYTEST_FIB_GPUS", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS",
+                  "PYTEST_CURRENT_TEST")
+
+
+def clean_env(cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV_DROP}
+    env["FIB_CACHE_PATH"] = str(cache)
+    return env
+
+
+@dataclass
+class Item:
+    outcome: str  # passed, failed, skipped, error
+    message: str  # failure text or skip reason
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    items: dict[str, Item]  # "classname::name" as junit spells a node id -> outcome
+
+    def by_suffix(self, suffix: str) -> dict[str, Item]:
+        return {k: v for k, v in self.items.items() if suffix in k}
+
+
+def junit_items(path: Path) -> dict[str, Item]:
+    """Node id -> outcome from a junit XML (junit writes ``a::b::c`` as classname ``a.b``)."""
+    items: dict[str, Item] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        nodeid = case.get("classname", "").replace(".", "::") + "::" + case.get("name", "")
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            el = case.find(tag)
+            if el is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (el.text or "") if tag != "skipped" else el.get("message", "")
+                break
+        items[nodeid] = Item(outcome, message)
+    return items
+
+
+def run_pytest(cwd: Path, *args: str, timeout: float = 240) -> Run:
+    """``python -m pytest`` in ``cwd`` with a junit report; the worker and pytest both fresh."""
+    junit = cwd / "junit.xml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, f"--junitxml={junit}", "-p", "no:cacheprovider"],
+        cwd=cwd, env=clean_env(cwd / ".fib-cache"), capture_output=True, text=True,
+        timeout=timeout)
+    output = proc.stdout + proc.stderr
+    items = junit_items(junit) if junit.is_file() else {}
+    return Run(proc.returncode, output, items)
