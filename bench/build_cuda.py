@@ -22,6 +22,10 @@ from solutions import load_definition, load_solution, solution_dirs  # noqa: E40
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--copy-to", type=Path)
+    ap.add_argument("--plainio-variants", action="store_true",
+                    help="also build, into --copy-to, <solution>__plainio.so: the same source with "
+                    "the cache hints removed (ld.global.nc.L1::no_allocate -> ld.global, "
+                    "st.global.cs -> st.global), for an A/B on the GPU")
     args = ap.parse_args()
     os.environ.setdefault("CUDA_HOME", "/usr/local/cuda")
     os.environ.setdefault("TVM_FFI_CUDA_ARCH_LIST", "9.0")
@@ -55,6 +59,19 @@ def main() -> int:
         if args.copy_to:
             args.copy_to.mkdir(parents=True, exist_ok=True)
             shutil.copy(so, args.copy_to / f"{sol.name}.so")
+            if args.plainio_variants:
+                import tvm_ffi.cpp
+
+                (src,) = folder.glob("solution/cuda/*.cu")
+                work = Path("/tmp/fib_plainio") / sol.name
+                work.mkdir(parents=True, exist_ok=True)
+                text = src.read_text().replace("ld.global.nc.L1::no_allocate", "ld.global")
+                text = text.replace("st.global.cs", "st.global")
+                (work / src.name).write_text(text)
+                lib = tvm_ffi.cpp.build(name=f"{sol.name}__plainio", cuda_files=[str(work / src.name)],
+                                        build_directory=str(work))
+                shutil.copy(lib, args.copy_to / f"{sol.name}__plainio.so")
+                print(f"     + {sol.name}__plainio.so")
     return 1 if failed else 0
 
 

@@ -84,7 +84,7 @@ def check_triton(folder: Path) -> bool:
 # Launch shapes the GPU sweep (bench/kernels_gpu.py) may pick; batch 7 makes every multi-row
 # shape take its masked (uneven) path.
 SWEEP = {
-    "rmsnorm": [(r, w) for r in (1, 2, 4) for w in (4, 8, 16)],
+    "rmsnorm": [(1, 1), (1, 2)] + [(r, w) for r in (1, 2, 4) for w in (4, 8, 16)],
     "gdn": [(bv, w) for bv in (8, 16, 32, 64, 128) for w in (2, 4, 8)],
 }
 

@@ -218,13 +218,36 @@ class Timer:
 # ----------------------------------------------------------------------------- the run
 
 
-RMS_TRITON_SWEEP = [(1, 4), (1, 8), (1, 16), (2, 4), (2, 8), (2, 16), (4, 8), (4, 16)]
-RMS_CUDA_SWEEP = [(128, 1), (256, 1), (512, 1), (128, 2), (256, 2), (512, 2), (256, 4)]
+# Triton: (rows per program, warps); CUDA rmsnorm: (threads per row, rows per block);
+# Triton GDN: (V rows per program, warps); CUDA GDN: (warps, rows per warp).
+RMS_TRITON_SWEEP = [(1, 1), (1, 2), (1, 4), (1, 8), (1, 16), (2, 8), (2, 16), (4, 16)]
+RMS_CUDA_SWEEP = [(32, 1), (32, 2), (32, 4), (32, 8), (64, 1), (64, 2), (64, 4), (128, 1),
+                  (128, 2), (128, 4), (256, 1), (256, 2), (512, 1)]
+FUSED_CUDA_SWEEP = [c for c in RMS_CUDA_SWEEP if c != (32, 8)]
 GDN_TRITON_SWEEP = [(8, 2), (16, 2), (16, 4), (32, 4), (32, 8), (64, 4), (64, 8), (128, 8)]
 GDN_CUDA_SWEEP = [(4, 1), (4, 2), (4, 4), (4, 8), (8, 1), (8, 2), (8, 4), (8, 8)]
 
 
-def variants(name, tri, cu, sweep):
+def without_hints(path: Path, name: str):
+    """The same Triton source with its eviction_policy hints removed (an A/B of the hints)."""
+    import re
+    import tempfile
+
+    text = re.sub(r',\s*eviction_policy="\w+"', "", path.read_text())
+    tmp = Path(tempfile.mkdtemp()) / "kernel_nohints.py"
+    tmp.write_text(text)
+    return load_py(tmp, name + "_nohints")
+
+
+@triton.jit
+def _trivial_rows_kernel(X, Y, N: tl.constexpr):
+    """Each program reads and writes one row: the same launch shape as a one-row-per-program norm."""
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, N)
+    tl.store(Y + row * N + cols, tl.load(X + row * N + cols))
+
+
+def variants(name, tri, cu, sweep, tri_nh=None, cu_plain=None):
     """(label, fn(args, outs)) for every kernel variant of a definition."""
     v = [("triton", lambda a, o: tri.run(*a, *o)), ("cuda", lambda a, o: cu.run(*a, *o))]
     if name.startswith("rmsnorm"):
@@ -235,12 +258,28 @@ def variants(name, tri, cu, sweep):
         v.append(("plain-triton", lambda a, o: plain_gdn(*a, *o)))
     if sweep:
         tsweep, csweep = (GDN_TRITON_SWEEP, GDN_CUDA_SWEEP) if name.startswith("gdn") else (
-            RMS_TRITON_SWEEP, RMS_CUDA_SWEEP)
-        for cfg in tsweep:
-            v.append((f"triton{cfg}", lambda a, o, c=cfg: tri.launch(*a, *o, *c)))
-        for cfg in csweep:
-            v.append((f"cuda{cfg}", lambda a, o, c=cfg: cu.run_config(*a, *o, *c)))
+            RMS_TRITON_SWEEP, FUSED_CUDA_SWEEP if name.startswith("fused") else RMS_CUDA_SWEEP)
+        for label, mod in (("triton", tri), ("triton-nohints", tri_nh)):
+            for cfg in tsweep if mod is not None else []:
+                v.append((f"{label}{cfg}", lambda a, o, c=cfg, m=mod: m.launch(*a, *o, *c)))
+        for label, mod in (("cuda", cu), ("cuda-plainio", cu_plain)):
+            for cfg in csweep if mod is not None else []:
+                v.append((f"{label}{cfg}", lambda a, o, c=cfg, m=mod: m.run_config(*a, *o, *c)))
     return v
+
+
+def load_all(tri_dir, cu_name, so_dir, sweep):
+    tri_path = next(KERNELS.glob(f"*/{tri_dir}/solution/triton/kernel.py"))
+    tri = load_py(tri_path, tri_dir)
+    cu, how = load_cuda(cu_name, so_dir)
+    tri_nh = cu_plain = None
+    if sweep:
+        tri_nh = without_hints(tri_path, tri_dir)
+        if so_dir is not None and (so_dir / f"{cu_name}__plainio.so").is_file():
+            import tvm_ffi
+
+            cu_plain = tvm_ffi.load_module(str(so_dir / f"{cu_name}__plainio.so"))
+    return tri, cu, how, tri_nh, cu_plain
 
 
 def bytes_moved(name, args, outs) -> int:
@@ -270,11 +309,13 @@ def warm(args, shard, timer) -> int:
         items += [(name, tri_dir, cu_name, wl) for wl in workloads]
     for name, tri_dir, cu_name, wl in items[i::n]:
         defn, _, _ = load_definition(name)
-        tri = load_py(next(KERNELS.glob(f"*/{tri_dir}/solution/triton/kernel.py")), tri_dir)
-        cu, _ = load_cuda(cu_name, args.so_dir)
+        tri, cu, _, tri_nh, cu_plain = load_all(tri_dir, cu_name, args.so_dir, args.sweep)
         a, o = make_inputs(defn, wl["axes"])
-        for _, fn in variants(name, tri, cu, args.sweep):
+        for _, fn in variants(name, tri, cu, args.sweep, tri_nh, cu_plain):
             fn(a, o)
+        if not name.startswith("gdn"):
+            bs = wl["axes"]["batch_size"]
+            _trivial_rows_kernel[(bs,)](a[0], o[0], N=HIDDEN, num_warps=4)
         torch.cuda.synchronize()
     return 0
 
@@ -331,8 +372,7 @@ def main() -> int:
         if args.only and args.only not in name:
             continue
         defn, reference, workloads = load_definition(name)
-        tri = load_py(next(KERNELS.glob(f"*/{tri_dir}/solution/triton/kernel.py")), tri_dir)
-        cu, how = load_cuda(cu_name, args.so_dir)
+        tri, cu, how, tri_nh, cu_plain = load_all(tri_dir, cu_name, args.so_dir, args.sweep)
         print(f"== {name} (cuda {how})", flush=True)
         for wl in workloads:
             bs = wl["axes"]["batch_size"]
@@ -341,11 +381,16 @@ def main() -> int:
             ref = reference(*a)
             ref = ref if isinstance(ref, tuple) else (ref,)
             fns = []
-            for label, fn in variants(name, tri, cu, args.sweep):
+            for label, fn in variants(name, tri, cu, args.sweep, tri_nh, cu_plain):
                 for t in o:
                     t.fill_(float("nan"))
-                fn(a, o)
-                torch.cuda.synchronize()
+                try:
+                    fn(a, o)
+                    torch.cuda.synchronize()
+                except Exception as e:  # report and leave it out of the timing
+                    print(f"  ERROR {label} batch {bs}: {type(e).__name__}: {e}", flush=True)
+                    results["rows"].append({"def": name, "batch": bs, "kernel": label, "bad": -1})
+                    continue
                 bad = [compare(t, r) for t, r in zip(o, ref)]
                 nbad = sum(b for b, _ in bad)
                 if nbad:
@@ -367,6 +412,9 @@ def main() -> int:
                     results["rows"].append({"def": name, "batch": bs, "kernel": label + "/state=None",
                                             "bad": nbad})
             fns.append(("torch-ref", lambda: reference(*a)))
+            if not name.startswith("gdn"):  # one program per row, each reads and writes its row
+                fns.append(("trivial-rows", lambda: _trivial_rows_kernel[(bs,)](
+                    a[0], o[0], N=HIDDEN, num_warps=4)))
             nbytes = bytes_moved(name, a, o)
             n_copy = nbytes // 2 // 4  # float32 elements: read n_copy*4 + write n_copy*4 = nbytes
             src = torch.randn(n_copy, device="cuda")
@@ -378,18 +426,19 @@ def main() -> int:
                                         "bytes": nbytes})
             cp = times["copy"]
             for label, us in times.items():
-                table.append((name, bs, label, us, nbytes / us / 1e3, cp / us,
+                moved = 2 * bs * HIDDEN * 2 if label == "trivial-rows" else nbytes
+                table.append((name, bs, label, us, moved / us / 1e3, cp / us,
                               times["plain-triton"] / us, times["torch-ref"] / us))
             del a, o, ref, src, dst, fns
             torch.cuda.empty_cache()
 
     (args.out / "results.json").write_text(json.dumps(results | {"table": table}, indent=1))
     # Full table to a file; a short one (the run() entries, baselines, best sweep configs) last.
-    lines = [f"{'def':<8} {'batch':>6} {'kernel':<18} {'us':>9} {'GB/s':>7} {'%copy':>6} "
-             f"{'vs plain':>8} {'vs ref':>7}"]
+    lines = [f"{'def':<4} {'batch':>5} {'kernel':<24} {'us':>8} {'GB/s':>5} {'%copy':>6} "
+             f"{'vs plain':>8} {'vs ref':>6}"]
     for name, bs, label, us, gbps, frac, vplain, vref in table:
-        lines.append(f"{name[:8]:<8} {bs:>6} {label:<18} {us:>9.2f} {gbps:>7.0f} {100 * frac:>5.1f}% "
-                     f"{vplain:>7.2f}x {vref:>6.1f}x")
+        lines.append(f"{name[:4]:<4} {bs:>5} {label:<24} {us:>8.2f} {gbps:>5.0f} {100 * frac:>5.1f}% "
+                     f"{vplain:>7.2f}x {vref:>5.1f}x")
     (args.out / "table.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(l for l in lines if "(" not in l))
     if args.sweep:
@@ -401,8 +450,8 @@ def main() -> int:
                 by.setdefault((name, bs, fam), []).append((us, label))
         for (name, bs, fam), lst in by.items():
             lst.sort()
-            print(f"  {name[:8]} {bs:>6} {fam:<7} " + "  ".join(f"{l.split('(')[1][:-1]}:{u:.2f}" for u, l in lst[:4]))
-    nfail = sum(1 for r in results["rows"] if r.get("bad"))
+            print(f"  {name[:4]} {bs:>5} {fam:<14} " + " ".join(f"{l.split('(')[1][:-1].replace(' ', '')}:{u:.2f}" for u, l in lst[:3]))
+    nfail = sum(1 for r in results["rows"] if r.get("bad"))  # -1 (raised) counts too
     print(f"correctness failures: {nfail}; wall {time.time() - t0:.0f} s")
     return 1 if nfail else 0
 

@@ -7,8 +7,8 @@
 // Memory traffic: read x and r (2 * B * 8 KiB), write y (B * 8 KiB), read w (8 KiB, L2-resident).
 // Bandwidth bound at large batch, latency bound at small batch.
 //
-// Work layout: a block owns kRows whole rows; each thread loads its 16-byte slices of x and r for
-// every row into registers with non-caching loads (each byte read once). The fp32 sum s = x + r
+// Work layout: kThreadsPerRow threads own a row; each loads its 16-byte slices of x and r
+// into registers with non-caching loads (each byte read once). The fp32 sum s = x + r
 // is recomputed from those registers in the second phase (one add per element) instead of being
 // kept live as fp32, which would double the register footprint. Sum of squares: warp shuffles,
 // then shared memory.
@@ -16,7 +16,7 @@
 // bench/kernels_gpu.py.
 //
 // Exports: run(hidden_states, residual, weight, output)                         DPS entry
-//          run_config(hidden_states, residual, weight, output, threads, rows)   explicit shape
+//          run_config(hidden_states, residual, weight, output, threads_per_row, rows_per_block)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <tvm/ffi/container/tensor.h>
@@ -65,98 +65,92 @@ __device__ __forceinline__ void AddVec(const uint4& xv, const uint4& rv, float (
   }
 }
 
-template <int kThreads, int kRows>
-__global__ void __launch_bounds__(kThreads)
+// kThreadsPerRow threads share one row (whole warps); a block holds kRowsPerBlock rows side by
+// side. With one warp per row the reduction is shuffles only (no shared memory, no barrier).
+template <int kThreadsPerRow, int kRowsPerBlock>
+__global__ void __launch_bounds__(kThreadsPerRow* kRowsPerBlock)
     FusedAddRmsNormKernel(const __nv_bfloat16* __restrict__ x, int64_t x_stride,
                           const __nv_bfloat16* __restrict__ res, int64_t r_stride,
                           const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y,
                           int64_t y_stride, int64_t n_rows) {
-  static_assert(kHidden % (kVec * kThreads) == 0, "threads must divide the row into vectors");
-  constexpr int kPerThread = kHidden / kVec / kThreads;
-  constexpr int kWarps = kThreads / 32;
-  __shared__ float partial[kRows][kWarps];
+  static_assert(kThreadsPerRow % 32 == 0, "a row is covered by whole warps");
+  static_assert(kHidden % (kVec * kThreadsPerRow) == 0, "threads must divide the row into vectors");
+  constexpr int kPerThread = kHidden / kVec / kThreadsPerRow;
+  constexpr int kWarpsPerRow = kThreadsPerRow / 32;
+  __shared__ float partial[kRowsPerBlock][kWarpsPerRow];
 
-  const int tid = threadIdx.x;
-  const int lane = tid & 31;
-  const int warp = tid >> 5;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int t = threadIdx.x % kThreadsPerRow;
+  const int g = threadIdx.x / kThreadsPerRow;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + g;
+  const bool active = row < n_rows;
 
-  uint4 xv[kRows][kPerThread];
-  uint4 rv[kRows][kPerThread];
+  uint4 xv[kPerThread];
+  uint4 rv[kPerThread];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + r;
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int col = (i * kThreads + tid) * kVec;
-      const bool ok = row < n_rows;
-      xv[r][i] = ok ? LoadStreaming(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
-      rv[r][i] = ok ? LoadStreaming(res + row * r_stride + col) : make_uint4(0, 0, 0, 0);
-    }
+  for (int i = 0; i < kPerThread; ++i) {
+    const int col = (i * kThreadsPerRow + t) * kVec;
+    xv[i] = active ? LoadStreaming(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
+    rv[i] = active ? LoadStreaming(res + row * r_stride + col) : make_uint4(0, 0, 0, 0);
   }
   uint4 wv[kPerThread];
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
-    wv[i] = __ldg(reinterpret_cast<const uint4*>(w) + i * kThreads + tid);
+    wv[i] = __ldg(reinterpret_cast<const uint4*>(w) + i * kThreadsPerRow + t);
   }
 
+  float acc = 0.f;
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    float acc = 0.f;
+  for (int i = 0; i < kPerThread; ++i) {
+    float s[kVec];
+    AddVec(xv[i], rv[i], s);
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      float s[kVec];
-      AddVec(xv[r][i], rv[r][i], s);
-#pragma unroll
-      for (int j = 0; j < kVec; ++j) acc = fmaf(s[j], s[j], acc);
-    }
-    acc = WarpSum(acc);
-    if (lane == 0) partial[r][warp] = acc;
+    for (int j = 0; j < kVec; ++j) acc = fmaf(s[j], s[j], acc);
   }
-  __syncthreads();
+  acc = WarpSum(acc);
+  if constexpr (kWarpsPerRow > 1) {
+    if ((t & 31) == 0) partial[g][t >> 5] = acc;
+    __syncthreads();
+    acc = 0.f;
+#pragma unroll
+    for (int k = 0; k < kWarpsPerRow; ++k) acc += partial[g][k];
+  }
+  if (!active) return;
+  const float inv_rms = rsqrtf(acc / static_cast<float>(kHidden) + kEps);
 
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + r;
-    if (row >= n_rows) break;
-    float total = 0.f;
+  for (int i = 0; i < kPerThread; ++i) {
+    float s[kVec];
+    AddVec(xv[i], rv[i], s);
+    const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv[i]);
+    uint4 out;
+    __nv_bfloat162* oh = reinterpret_cast<__nv_bfloat162*>(&out);
 #pragma unroll
-    for (int k = 0; k < kWarps; ++k) total += partial[r][k];
-    const float inv_rms = rsqrtf(total / static_cast<float>(kHidden) + kEps);
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      float s[kVec];
-      AddVec(xv[r][i], rv[r][i], s);
-      const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv[i]);
-      uint4 out;
-      __nv_bfloat162* oh = reinterpret_cast<__nv_bfloat162*>(&out);
-#pragma unroll
-      for (int j = 0; j < kVec / 2; ++j) {
-        const float2 wf = __bfloat1622float2(wh[j]);
-        oh[j] = __floats2bfloat162_rn((s[2 * j] * inv_rms) * wf.x, (s[2 * j + 1] * inv_rms) * wf.y);
-      }
-      const int col = (i * kThreads + tid) * kVec;
-      StoreStreaming(y + row * y_stride + col, out);
+    for (int j = 0; j < kVec / 2; ++j) {
+      const float2 wf = __bfloat1622float2(wh[j]);
+      oh[j] = __floats2bfloat162_rn((s[2 * j] * inv_rms) * wf.x, (s[2 * j + 1] * inv_rms) * wf.y);
     }
+    const int col = (i * kThreadsPerRow + t) * kVec;
+    StoreStreaming(y + row * y_stride + col, out);
   }
 }
 
-template <int kThreads, int kRows>
+template <int kThreadsPerRow, int kRowsPerBlock>
 void Launch(const __nv_bfloat16* x, int64_t xs, const __nv_bfloat16* r, int64_t rs,
             const __nv_bfloat16* w, __nv_bfloat16* y, int64_t ys, int64_t n_rows,
             cudaStream_t stream) {
-  const int64_t blocks = (n_rows + kRows - 1) / kRows;
-  FusedAddRmsNormKernel<kThreads, kRows><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      x, xs, r, rs, w, y, ys, n_rows);
+  const int64_t blocks = (n_rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  FusedAddRmsNormKernel<kThreadsPerRow, kRowsPerBlock>
+      <<<static_cast<unsigned>(blocks), kThreadsPerRow * kRowsPerBlock, 0, stream>>>(
+          x, xs, r, rs, w, y, ys, n_rows);
 }
 
-void PickConfig(int64_t n_rows, int64_t* threads, int64_t* rows) {
+void PickConfig(int64_t n_rows, int64_t* threads_per_row, int64_t* rows_per_block) {
   if (n_rows <= 2048) {
-    *threads = 256;
-    *rows = 1;
+    *threads_per_row = 64;
+    *rows_per_block = 2;
   } else {
-    *threads = 256;
-    *rows = 2;
+    *threads_per_row = 128;
+    *rows_per_block = 2;
   }
 }
 
@@ -196,8 +190,8 @@ void CheckInputs(const tvm::ffi::TensorView& x, const tvm::ffi::TensorView& r,
 }
 
 void RunConfig(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView residual,
-               tvm::ffi::TensorView weight, tvm::ffi::TensorView output, int64_t threads,
-               int64_t rows) {
+               tvm::ffi::TensorView weight, tvm::ffi::TensorView output, int64_t threads_per_row,
+               int64_t rows_per_block) {
   CheckInputs(hidden_states, residual, weight, output);
   const int64_t n_rows = hidden_states.size(0);
   if (n_rows == 0) return;
@@ -210,19 +204,25 @@ void RunConfig(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView residual
   auto* y = static_cast<__nv_bfloat16*>(output.data_ptr());
   const int64_t xs = hidden_states.stride(0), rs = residual.stride(0), ys = output.stride(0);
 
-#define FUSED_RMSNORM_CASE(T, R)                              \
-  if (threads == T && rows == R) {                            \
-    Launch<T, R>(x, xs, r, rs, w, y, ys, n_rows, stream);     \
+#define FUSED_RMSNORM_CASE(T, R)                             \
+  if (threads_per_row == T && rows_per_block == R) {         \
+    Launch<T, R>(x, xs, r, rs, w, y, ys, n_rows, stream);    \
   } else
+  FUSED_RMSNORM_CASE(32, 1)
+  FUSED_RMSNORM_CASE(32, 2)
+  FUSED_RMSNORM_CASE(32, 4)
+  FUSED_RMSNORM_CASE(64, 1)
+  FUSED_RMSNORM_CASE(64, 2)
+  FUSED_RMSNORM_CASE(64, 4)
   FUSED_RMSNORM_CASE(128, 1)
-  FUSED_RMSNORM_CASE(256, 1)
-  FUSED_RMSNORM_CASE(512, 1)
   FUSED_RMSNORM_CASE(128, 2)
+  FUSED_RMSNORM_CASE(128, 4)
+  FUSED_RMSNORM_CASE(256, 1)
   FUSED_RMSNORM_CASE(256, 2)
-  FUSED_RMSNORM_CASE(512, 2)
-  FUSED_RMSNORM_CASE(256, 4) {
-    TVM_FFI_THROW(ValueError) << "fused_add_rmsnorm_h4096: unsupported launch config threads="
-                              << threads << " rows=" << rows;
+  FUSED_RMSNORM_CASE(512, 1) {
+    TVM_FFI_THROW(ValueError) << "fused_add_rmsnorm_h4096: unsupported launch config "
+                              << "threads_per_row=" << threads_per_row
+                              << " rows_per_block=" << rows_per_block;
   }
 #undef FUSED_RMSNORM_CASE
   cudaError_t err = cudaGetLastError();
@@ -234,9 +234,10 @@ void RunConfig(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView residual
 
 void Run(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView residual,
          tvm::ffi::TensorView weight, tvm::ffi::TensorView output) {
-  int64_t threads, rows;
-  PickConfig(hidden_states.ndim() == 2 ? hidden_states.size(0) : 0, &threads, &rows);
-  RunConfig(hidden_states, residual, weight, output, threads, rows);
+  int64_t threads_per_row, rows_per_block;
+  PickConfig(hidden_states.ndim() == 2 ? hidden_states.size(0) : 0, &threads_per_row,
+             &rows_per_block);
+  RunConfig(hidden_states, residual, weight, output, threads_per_row, rows_per_block);
 }
 
 TVM_FFI_DLL_EXPORT_TYPED_FUNC(run, Run);

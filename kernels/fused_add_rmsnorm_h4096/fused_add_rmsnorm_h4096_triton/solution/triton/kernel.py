@@ -75,11 +75,9 @@ def _fused_add_rmsnorm_kernel(
 
 def _launch_config(n_rows: int) -> tuple[int, int]:
     """(rows per program, warps per program) for a batch of n_rows."""
-    if n_rows <= 256:
-        return 1, 4
     if n_rows <= 2048:
         return 1, 8
-    return 2, 8
+    return 2, 16
 
 
 def _check(hidden_states, residual, weight, output) -> None:

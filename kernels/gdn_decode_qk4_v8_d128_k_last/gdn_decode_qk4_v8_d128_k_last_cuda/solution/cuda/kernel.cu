@@ -164,11 +164,11 @@ void PickConfig(int64_t batch, int64_t* warps, int64_t* rows_per_warp) {
     *warps = 4;
     *rows_per_warp = 2;
   } else if (batch <= 64) {
-    *warps = 4;
-    *rows_per_warp = 4;
-  } else {
     *warps = 8;
-    *rows_per_warp = 4;
+    *rows_per_warp = 8;
+  } else {
+    *warps = 4;
+    *rows_per_warp = 2;
   }
 }
 

@@ -91,11 +91,11 @@ def _gdn_decode_kernel(
 
 def _launch_config(batch: int) -> tuple[int, int]:
     """(V rows per program, warps per program)."""
-    if batch <= 8:
-        return 16, 4
+    if batch < 8:
+        return 32, 8
     if batch <= 64:
-        return 32, 4
-    return 64, 8
+        return 64, 4
+    return 128, 8
 
 
 def _check(q, k, v, state, A_log, a, dt_bias, b, output, new_state) -> None:

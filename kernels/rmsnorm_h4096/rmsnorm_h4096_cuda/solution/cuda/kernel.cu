@@ -5,14 +5,15 @@
 // Memory traffic: read x (B * 8 KiB), write y (B * 8 KiB), read w (8 KiB, L2-resident after the
 // first block). ~4 flops per element: bandwidth bound at large batch, latency bound at small.
 //
-// Work layout: a block owns kRows whole rows. Each thread loads its 16-byte slices of every row
-// (kHidden / 8 / kThreads vectors per row) straight into registers with non-caching loads, so x is
-// read exactly once; the sum of squares is reduced with warp shuffles, then across warps through
-// shared memory; the normalised row is written with streaming (evict-first) stores.
+// Work layout: kThreadsPerRow threads own a row; each loads its 16-byte slices
+// (4096 / 8 / kThreadsPerRow vectors) straight into registers with non-caching loads, so x is read
+// exactly once; the sum of squares is reduced with warp shuffles (plus one shared-memory step when
+// a row spans several warps); the normalised row is written with streaming (evict-first) stores.
 // Launch choice (PickConfig): measured on an H200 with bench/kernels_gpu.py.
 //
 // Exports: run(hidden_states, weight, output)                          destination-passing entry
-//          run_config(hidden_states, weight, output, threads, rows)    same, explicit launch shape
+//          run_config(hidden_states, weight, output, threads_per_row, rows_per_block)
+//                                                                    same, explicit launch shape
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <tvm/ffi/container/tensor.h>
@@ -48,101 +49,97 @@ __device__ __forceinline__ float WarpSum(float v) {
   return v;
 }
 
-template <int kThreads, int kRows>
-__global__ void __launch_bounds__(kThreads)
+// kThreadsPerRow threads share one row (a multiple of 32: whole warps); a block holds
+// kRowsPerBlock rows side by side. With kThreadsPerRow == 32 a row is one warp's: the sum of squares
+// is reduced with shuffles only (no shared memory, no barrier), the shortest dependent chain at
+// small batch; wider rows add one shared-memory step.
+template <int kThreadsPerRow, int kRowsPerBlock>
+__global__ void __launch_bounds__(kThreadsPerRow* kRowsPerBlock)
     RmsNormKernel(const __nv_bfloat16* __restrict__ x, int64_t x_stride,
                   const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y,
                   int64_t y_stride, int64_t n_rows) {
-  static_assert(kHidden % (kVec * kThreads) == 0, "threads must divide the row into vectors");
-  constexpr int kPerThread = kHidden / kVec / kThreads;  // 16-byte vectors per thread per row
-  constexpr int kWarps = kThreads / 32;
-  __shared__ float partial[kRows][kWarps];
+  static_assert(kThreadsPerRow % 32 == 0, "a row is covered by whole warps");
+  static_assert(kHidden % (kVec * kThreadsPerRow) == 0, "threads must divide the row into vectors");
+  constexpr int kPerThread = kHidden / kVec / kThreadsPerRow;  // 16-byte vectors per thread
+  constexpr int kWarpsPerRow = kThreadsPerRow / 32;
+  __shared__ float partial[kRowsPerBlock][kWarpsPerRow];
 
-  const int tid = threadIdx.x;
-  const int lane = tid & 31;
-  const int warp = tid >> 5;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int t = threadIdx.x % kThreadsPerRow;  // position inside the row
+  const int g = threadIdx.x / kThreadsPerRow;  // which of the block's rows
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + g;
+  const bool active = row < n_rows;
 
-  // Issue every load first: kRows * kPerThread independent 16-byte loads in flight per thread.
-  uint4 xv[kRows][kPerThread];
+  // Issue every load first: kPerThread independent 16-byte loads of x in flight per thread.
+  uint4 xv[kPerThread];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + r;
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int col = (i * kThreads + tid) * kVec;
-      xv[r][i] = row < n_rows ? LoadStreaming(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
-    }
+  for (int i = 0; i < kPerThread; ++i) {
+    const int col = (i * kThreadsPerRow + t) * kVec;
+    xv[i] = active ? LoadStreaming(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
   }
   uint4 wv[kPerThread];
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
-    wv[i] = __ldg(reinterpret_cast<const uint4*>(w) + i * kThreads + tid);
+    wv[i] = __ldg(reinterpret_cast<const uint4*>(w) + i * kThreadsPerRow + t);
   }
 
-  float ss[kRows];
+  float acc = 0.f;
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    float acc = 0.f;
+  for (int i = 0; i < kPerThread; ++i) {
+    const __nv_bfloat162* h2 = reinterpret_cast<const __nv_bfloat162*>(&xv[i]);
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const __nv_bfloat162* h2 = reinterpret_cast<const __nv_bfloat162*>(&xv[r][i]);
-#pragma unroll
-      for (int j = 0; j < kVec / 2; ++j) {
-        const float2 f = __bfloat1622float2(h2[j]);
-        acc = fmaf(f.x, f.x, acc);
-        acc = fmaf(f.y, f.y, acc);
-      }
+    for (int j = 0; j < kVec / 2; ++j) {
+      const float2 f = __bfloat1622float2(h2[j]);
+      acc = fmaf(f.x, f.x, acc);
+      acc = fmaf(f.y, f.y, acc);
     }
-    ss[r] = WarpSum(acc);
-    if (lane == 0) partial[r][warp] = ss[r];
   }
-  __syncthreads();
+  acc = WarpSum(acc);
+  if constexpr (kWarpsPerRow > 1) {
+    if ((t & 31) == 0) partial[g][t >> 5] = acc;
+    __syncthreads();
+    acc = 0.f;
+#pragma unroll
+    for (int k = 0; k < kWarpsPerRow; ++k) acc += partial[g][k];
+  }
+  if (!active) return;
+  const float inv_rms = rsqrtf(acc / static_cast<float>(kHidden) + kEps);
 
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + r;
-    if (row >= n_rows) break;
-    float total = 0.f;
+  for (int i = 0; i < kPerThread; ++i) {
+    const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv[i]);
+    const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv[i]);
+    uint4 out;
+    __nv_bfloat162* oh = reinterpret_cast<__nv_bfloat162*>(&out);
 #pragma unroll
-    for (int k = 0; k < kWarps; ++k) total += partial[r][k];
-    const float inv_rms = rsqrtf(total / static_cast<float>(kHidden) + kEps);
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const __nv_bfloat162* xh = reinterpret_cast<const __nv_bfloat162*>(&xv[r][i]);
-      const __nv_bfloat162* wh = reinterpret_cast<const __nv_bfloat162*>(&wv[i]);
-      uint4 out;
-      __nv_bfloat162* oh = reinterpret_cast<__nv_bfloat162*>(&out);
-#pragma unroll
-      for (int j = 0; j < kVec / 2; ++j) {
-        const float2 xf = __bfloat1622float2(xh[j]);
-        const float2 wf = __bfloat1622float2(wh[j]);
-        // Same rounding order as the reference: (x * inv_rms) * w in fp32, one cast to bf16.
-        oh[j] = __floats2bfloat162_rn((xf.x * inv_rms) * wf.x, (xf.y * inv_rms) * wf.y);
-      }
-      const int col = (i * kThreads + tid) * kVec;
-      StoreStreaming(y + row * y_stride + col, out);
+    for (int j = 0; j < kVec / 2; ++j) {
+      const float2 xf = __bfloat1622float2(xh[j]);
+      const float2 wf = __bfloat1622float2(wh[j]);
+      // Same rounding order as the reference: (x * inv_rms) * w in fp32, one cast to bf16.
+      oh[j] = __floats2bfloat162_rn((xf.x * inv_rms) * wf.x, (xf.y * inv_rms) * wf.y);
     }
+    const int col = (i * kThreadsPerRow + t) * kVec;
+    StoreStreaming(y + row * y_stride + col, out);
   }
 }
 
-template <int kThreads, int kRows>
+template <int kThreadsPerRow, int kRowsPerBlock>
 void Launch(const __nv_bfloat16* x, int64_t xs, const __nv_bfloat16* w, __nv_bfloat16* y,
             int64_t ys, int64_t n_rows, cudaStream_t stream) {
-  const int64_t blocks = (n_rows + kRows - 1) / kRows;
-  RmsNormKernel<kThreads, kRows><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      x, xs, w, y, ys, n_rows);
+  const int64_t blocks = (n_rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  RmsNormKernel<kThreadsPerRow, kRowsPerBlock>
+      <<<static_cast<unsigned>(blocks), kThreadsPerRow * kRowsPerBlock, 0, stream>>>(x, xs, w, y,
+                                                                                    ys, n_rows);
 }
 
-// Launch shape for a batch: small batches are latency bound (one row per block, the fewest
-// serial steps); large ones bandwidth bound (more rows per block, more loads in flight).
-void PickConfig(int64_t n_rows, int64_t* threads, int64_t* rows) {
+// Launch shape for a batch: small batches are latency bound (the shortest reduction chain);
+// large ones bandwidth bound (enough 16-byte loads in flight per SM).
+void PickConfig(int64_t n_rows, int64_t* threads_per_row, int64_t* rows_per_block) {
   if (n_rows <= 2048) {
-    *threads = 256;
-    *rows = 1;
+    *threads_per_row = 32;
+    *rows_per_block = 4;
   } else {
-    *threads = 256;
-    *rows = 2;
+    *threads_per_row = 128;
+    *rows_per_block = 2;
   }
 }
 
@@ -180,7 +177,7 @@ void CheckInputs(const tvm::ffi::TensorView& x, const tvm::ffi::TensorView& w,
 }
 
 void RunConfig(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView weight,
-               tvm::ffi::TensorView output, int64_t threads, int64_t rows) {
+               tvm::ffi::TensorView output, int64_t threads_per_row, int64_t rows_per_block) {
   CheckInputs(hidden_states, weight, output);
   const int64_t n_rows = hidden_states.size(0);
   if (n_rows == 0) return;
@@ -192,19 +189,25 @@ void RunConfig(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView weight,
   auto* y = static_cast<__nv_bfloat16*>(output.data_ptr());
   const int64_t xs = hidden_states.stride(0), ys = output.stride(0);
 
-#define RMSNORM_CASE(T, R)                                   \
-  if (threads == T && rows == R) {                           \
-    Launch<T, R>(x, xs, w, y, ys, n_rows, stream);           \
+#define RMSNORM_CASE(T, R)                                  \
+  if (threads_per_row == T && rows_per_block == R) {        \
+    Launch<T, R>(x, xs, w, y, ys, n_rows, stream);          \
   } else
+  RMSNORM_CASE(32, 1)
+  RMSNORM_CASE(32, 2)
+  RMSNORM_CASE(32, 4)
+  RMSNORM_CASE(32, 8)
+  RMSNORM_CASE(64, 1)
+  RMSNORM_CASE(64, 2)
+  RMSNORM_CASE(64, 4)
   RMSNORM_CASE(128, 1)
-  RMSNORM_CASE(256, 1)
-  RMSNORM_CASE(512, 1)
   RMSNORM_CASE(128, 2)
+  RMSNORM_CASE(128, 4)
+  RMSNORM_CASE(256, 1)
   RMSNORM_CASE(256, 2)
-  RMSNORM_CASE(512, 2)
-  RMSNORM_CASE(256, 4) {
-    TVM_FFI_THROW(ValueError) << "rmsnorm_h4096: unsupported launch config threads=" << threads
-                              << " rows=" << rows;
+  RMSNORM_CASE(512, 1) {
+    TVM_FFI_THROW(ValueError) << "rmsnorm_h4096: unsupported launch config threads_per_row="
+                              << threads_per_row << " rows_per_block=" << rows_per_block;
   }
 #undef RMSNORM_CASE
   cudaError_t err = cudaGetLastError();
@@ -215,9 +218,10 @@ void RunConfig(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView weight,
 
 void Run(tvm::ffi::TensorView hidden_states, tvm::ffi::TensorView weight,
          tvm::ffi::TensorView output) {
-  int64_t threads, rows;
-  PickConfig(hidden_states.ndim() == 2 ? hidden_states.size(0) : 0, &threads, &rows);
-  RunConfig(hidden_states, weight, output, threads, rows);
+  int64_t threads_per_row, rows_per_block;
+  PickConfig(hidden_states.ndim() == 2 ? hidden_states.size(0) : 0, &threads_per_row,
+             &rows_per_block);
+  RunConfig(hidden_states, weight, output, threads_per_row, rows_per_block);
 }
 
 TVM_FFI_DLL_EXPORT_TYPED_FUNC(run, Run);
