@@ -100,8 +100,9 @@ def pack_solutions(fib: FibSession) -> None:
     out = fib.settings.pack
     assert out is not None
     out.mkdir(parents=True, exist_ok=True)
+    tested = {key.split("::")[1] for key in fib.outcomes}  # solutions with an item that ran
     for sol in fib.solutions:
-        if sol.origin != "local":
+        if sol.origin != "local" or sol.name not in tested:
             continue
         model = Solution.model_validate(sol.raw)
         (out / f"{sol.name}.json").write_text(model.model_dump_json(indent=2) + "\n")

@@ -29,6 +29,17 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     monkeypatch.setenv("FIB_CACHE_PATH", str(tmp_path_factory.getbasetemp() / "fib-cache"))
 
 
+def _preload() -> None:
+    """Import what an in-process run imports, before it runs: pytester removes modules first
+    imported during a run when the run ends, and torch cannot be imported a second time."""
+    import flashinfer_bench.bench.evaluators.utils  # noqa: F401
+    import flashinfer_bench.bench.utils  # noqa: F401
+    import flashinfer_bench.compile  # noqa: F401
+    import flashinfer_bench.data  # noqa: F401
+    import hypothesis  # noqa: F401
+    import torch  # noqa: F401
+
+
 class Project:
     """A project folder in pytester's tmp dir: ``data/`` (one definition) and ``kernels/``."""
 
@@ -51,6 +62,7 @@ class Project:
 
     def run(self, *extra: str) -> pytest.RunResult:
         """pytest in this process (fast); the solutions still run in pytest-fib's worker."""
+        _preload()
         return self.pytester.runpytest(*self.args(*extra))
 
     def run_subprocess(self, *extra: str, timeout: float = 120) -> pytest.RunResult:
