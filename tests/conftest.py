@@ -29,15 +29,27 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     monkeypatch.setenv("FIB_CACHE_PATH", str(tmp_path_factory.getbasetemp() / "fib-cache"))
 
 
-def _preload() -> None:
-    """Import what an in-process run imports, before it runs: pytester removes modules first
-    imported during a run when the run ends, and torch cannot be imported a second time."""
+@pytest.fixture(scope="session")
+def preloaded() -> None:
+    """Import what an in-process run imports, before any pytester fixture exists: pytester
+    removes the modules first imported during a test when the test ends, and extension modules
+    (torch, triton, tvm_ffi) crash the process when imported a second time."""
+    import importlib
+
     import flashinfer_bench.bench.evaluators.utils  # noqa: F401
     import flashinfer_bench.bench.utils  # noqa: F401
-    import flashinfer_bench.compile  # noqa: F401
     import flashinfer_bench.data  # noqa: F401
     import hypothesis  # noqa: F401
-    import torch  # noqa: F401
+    import numpy.random  # noqa: F401
+    import torch.utils.serialization  # noqa: F401
+    from flashinfer_bench.compile import BuilderRegistry
+
+    BuilderRegistry.get_instance()  # imports the builders' toolchains (triton, tvm_ffi)
+    for optional in ("triton", "tvm_ffi"):
+        try:
+            importlib.import_module(optional)
+        except ImportError:
+            pass
 
 
 class Project:
@@ -62,7 +74,6 @@ class Project:
 
     def run(self, *extra: str) -> pytest.RunResult:
         """pytest in this process (fast); the solutions still run in pytest-fib's worker."""
-        _preload()
         return self.pytester.runpytest(*self.args(*extra))
 
     def run_subprocess(self, *extra: str, timeout: float = 120) -> pytest.RunResult:
@@ -75,6 +86,6 @@ class Project:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> Project:
+def project(preloaded: None, pytester: pytest.Pytester) -> Project:
     """An empty project; call ``.dataset()`` and ``.kit(...)`` to fill it."""
     return Project(pytester)
