@@ -8,12 +8,14 @@
 // Bandwidth bound at large batch, latency bound at small batch.
 //
 // Work layout: kThreadsPerRow threads own a row; each loads its 16-byte slices of x and r
-// into registers with non-caching loads (each byte read once). The fp32 sum s = x + r
+// into registers with 16-byte loads (each byte read once). The fp32 sum s = x + r
 // is recomputed from those registers in the second phase (one add per element) instead of being
 // kept live as fp32, which would double the register footprint. Sum of squares: warp shuffles,
 // then shared memory.
-// Streaming (evict-first) stores. Launch choice (PickConfig): measured on an H200 with
-// bench/kernels_gpu.py.
+// Plain ld.global / st.global on purpose: the cache-hinted forms (ld.global.nc.L1::no_allocate,
+// st.global.cs) measured 3-6 % slower at large batch on an H200 (bench/kernels_gpu.py A/B,
+// docs/kernels.md).
+// Launch choice (PickConfig): measured on an H200 with bench/kernels_gpu.py.
 //
 // Exports: run(hidden_states, residual, weight, output)                         DPS entry
 //          run_config(hidden_states, residual, weight, output, threads_per_row, rows_per_block)
@@ -32,16 +34,16 @@ constexpr int kHidden = 4096;
 constexpr int kVec = 8;  // bf16 values per 16-byte vector
 constexpr float kEps = 1e-5f;
 
-__device__ __forceinline__ uint4 LoadStreaming(const void* ptr) {
+__device__ __forceinline__ uint4 LoadGlobal(const void* ptr) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+  asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(ptr));
   return v;
 }
 
-__device__ __forceinline__ void StoreStreaming(void* ptr, const uint4& v) {
-  asm volatile("st.global.cs.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(ptr), "r"(v.x), "r"(v.y),
+__device__ __forceinline__ void StoreGlobal(void* ptr, const uint4& v) {
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(ptr), "r"(v.x), "r"(v.y),
                "r"(v.z), "r"(v.w)
                : "memory");
 }
@@ -89,8 +91,8 @@ __global__ void __launch_bounds__(kThreadsPerRow* kRowsPerBlock)
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
     const int col = (i * kThreadsPerRow + t) * kVec;
-    xv[i] = active ? LoadStreaming(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
-    rv[i] = active ? LoadStreaming(res + row * r_stride + col) : make_uint4(0, 0, 0, 0);
+    xv[i] = active ? LoadGlobal(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
+    rv[i] = active ? LoadGlobal(res + row * r_stride + col) : make_uint4(0, 0, 0, 0);
   }
   uint4 wv[kPerThread];
 #pragma unroll
@@ -130,7 +132,7 @@ __global__ void __launch_bounds__(kThreadsPerRow* kRowsPerBlock)
       oh[j] = __floats2bfloat162_rn((s[2 * j] * inv_rms) * wf.x, (s[2 * j + 1] * inv_rms) * wf.y);
     }
     const int col = (i * kThreadsPerRow + t) * kVec;
-    StoreStreaming(y + row * y_stride + col, out);
+    StoreGlobal(y + row * y_stride + col, out);
   }
 }
 
@@ -144,14 +146,12 @@ void Launch(const __nv_bfloat16* x, int64_t xs, const __nv_bfloat16* r, int64_t 
           x, xs, r, rs, w, y, ys, n_rows);
 }
 
+// Launch shape, from the H200 sweep (docs/kernels.md): one row per 256-thread block was the
+// fastest or within 1 % of it at every batch size measured (1 to 14509).
 void PickConfig(int64_t n_rows, int64_t* threads_per_row, int64_t* rows_per_block) {
-  if (n_rows <= 2048) {
-    *threads_per_row = 64;
-    *rows_per_block = 2;
-  } else {
-    *threads_per_row = 128;
-    *rows_per_block = 2;
-  }
+  (void)n_rows;
+  *threads_per_row = 256;
+  *rows_per_block = 1;
 }
 
 bool IsBf16(const tvm::ffi::TensorView& t) {

@@ -17,6 +17,9 @@
 // Memory traffic: read + write the state, 128 KiB per (b, h); q, k, v, gates and output < 1 %.
 // Bandwidth bound for batch >= ~32. Launch shape (PickConfig): measured on an H200 with
 // bench/kernels_gpu.py.
+// Plain ld.global / st.global on purpose: the cache-hinted forms (ld.global.nc.L1::no_allocate,
+// st.global.cs) measured 3-6 % slower at large batch on an H200 (bench/kernels_gpu.py A/B,
+// docs/kernels.md).
 //
 // Exports: run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)   DPS entry
 //          run_config(..., new_state, warps, rows_per_warp)                     explicit shape
@@ -59,16 +62,16 @@ struct Params {
   float scale;
 };
 
-__device__ __forceinline__ float4 LoadStreaming(const float* ptr) {
+__device__ __forceinline__ float4 LoadGlobal(const float* ptr) {
   float4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.f32 {%0, %1, %2, %3}, [%4];"
+  asm volatile("ld.global.v4.f32 {%0, %1, %2, %3}, [%4];"
                : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
                : "l"(ptr));
   return v;
 }
 
-__device__ __forceinline__ void StoreStreaming(float* ptr, const float4& v) {
-  asm volatile("st.global.cs.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(ptr), "f"(v.x), "f"(v.y),
+__device__ __forceinline__ void StoreGlobal(float* ptr, const float4& v) {
+  asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(ptr), "f"(v.x), "f"(v.y),
                "f"(v.z), "f"(v.w)
                : "memory");
 }
@@ -111,7 +114,7 @@ __global__ void __launch_bounds__(kWarps * 32) GdnDecodeKernel(const Params p) {
   if (p.state != nullptr) {
     const float* src = p.state + b * p.s_sb + h * p.s_sh + lane * 4;
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) s[r] = LoadStreaming(src + (row0 + r) * p.s_sv);
+    for (int r = 0; r < kRowsPerWarp; ++r) s[r] = LoadGlobal(src + (row0 + r) * p.s_sv);
   } else {
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) s[r] = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -140,7 +143,7 @@ __global__ void __launch_bounds__(kWarps * 32) GdnDecodeKernel(const Params p) {
     t.y = fmaf(delta, kv.y, t.y);
     t.z = fmaf(delta, kv.z, t.z);
     t.w = fmaf(delta, kv.w, t.w);
-    StoreStreaming(p.new_state + b * p.n_sb + h * p.n_sh + (row0 + r) * p.n_sv + lane * 4, t);
+    StoreGlobal(p.new_state + b * p.n_sb + h * p.n_sh + (row0 + r) * p.n_sv + lane * 4, t);
     o[r] = WarpAllSum(Dot4(t, qv));
   }
   // Every lane holds every row's sum; lane r writes row r.
@@ -157,8 +160,9 @@ void Launch(const Params& p, int64_t batch, cudaStream_t stream) {
   GdnDecodeKernel<kWarps, kRowsPerWarp><<<static_cast<unsigned>(blocks), kWarps * 32, 0, stream>>>(p);
 }
 
-// Small batches: small blocks, so enough of them exist to spread the state over the SMs.
-// Large batches: more rows per warp (more 16-byte loads in flight per thread).
+// From the H200 sweep (docs/kernels.md). Small batches: 8-row blocks, so enough blocks exist to
+// spread the state over the SMs; batch 9-64: 64-row blocks of 8 warps x 8 rows (more loads in
+// flight per thread); large batches: back to small blocks (many resident blocks per SM).
 void PickConfig(int64_t batch, int64_t* warps, int64_t* rows_per_warp) {
   if (batch <= 8) {
     *warps = 4;

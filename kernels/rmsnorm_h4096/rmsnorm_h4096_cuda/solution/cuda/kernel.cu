@@ -6,9 +6,12 @@
 // first block). ~4 flops per element: bandwidth bound at large batch, latency bound at small.
 //
 // Work layout: kThreadsPerRow threads own a row; each loads its 16-byte slices
-// (4096 / 8 / kThreadsPerRow vectors) straight into registers with non-caching loads, so x is read
+// (4096 / 8 / kThreadsPerRow vectors) straight into registers with 16-byte loads, so x is read
 // exactly once; the sum of squares is reduced with warp shuffles (plus one shared-memory step when
-// a row spans several warps); the normalised row is written with streaming (evict-first) stores.
+// a row spans several warps); the normalised row is written with 16-byte stores.
+// Plain ld.global / st.global on purpose: the cache-hinted forms (ld.global.nc.L1::no_allocate,
+// st.global.cs) measured 3-6 % slower at large batch on an H200 (bench/kernels_gpu.py A/B,
+// docs/kernels.md).
 // Launch choice (PickConfig): measured on an H200 with bench/kernels_gpu.py.
 //
 // Exports: run(hidden_states, weight, output)                          destination-passing entry
@@ -29,16 +32,16 @@ constexpr int kHidden = 4096;
 constexpr int kVec = 8;  // bf16 values per 16-byte vector
 constexpr float kEps = 1e-5f;
 
-__device__ __forceinline__ uint4 LoadStreaming(const void* ptr) {
+__device__ __forceinline__ uint4 LoadGlobal(const void* ptr) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+  asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(ptr));
   return v;
 }
 
-__device__ __forceinline__ void StoreStreaming(void* ptr, const uint4& v) {
-  asm volatile("st.global.cs.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(ptr), "r"(v.x), "r"(v.y),
+__device__ __forceinline__ void StoreGlobal(void* ptr, const uint4& v) {
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(ptr), "r"(v.x), "r"(v.y),
                "r"(v.z), "r"(v.w)
                : "memory");
 }
@@ -74,7 +77,7 @@ __global__ void __launch_bounds__(kThreadsPerRow* kRowsPerBlock)
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
     const int col = (i * kThreadsPerRow + t) * kVec;
-    xv[i] = active ? LoadStreaming(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
+    xv[i] = active ? LoadGlobal(x + row * x_stride + col) : make_uint4(0, 0, 0, 0);
   }
   uint4 wv[kPerThread];
 #pragma unroll
@@ -118,7 +121,7 @@ __global__ void __launch_bounds__(kThreadsPerRow* kRowsPerBlock)
       oh[j] = __floats2bfloat162_rn((xf.x * inv_rms) * wf.x, (xf.y * inv_rms) * wf.y);
     }
     const int col = (i * kThreadsPerRow + t) * kVec;
-    StoreStreaming(y + row * y_stride + col, out);
+    StoreGlobal(y + row * y_stride + col, out);
   }
 }
 
@@ -131,16 +134,13 @@ void Launch(const __nv_bfloat16* x, int64_t xs, const __nv_bfloat16* w, __nv_bfl
                                                                                     ys, n_rows);
 }
 
-// Launch shape for a batch: small batches are latency bound (the shortest reduction chain);
-// large ones bandwidth bound (enough 16-byte loads in flight per SM).
+// Launch shape, from the H200 sweep (docs/kernels.md): one row per 256-thread block (2 vectors per
+// thread) wins at both ends; 128 threads per row (4 vectors per thread) is ~5 % faster around
+// batch 1024, where 256-thread blocks leave the SMs under-filled. One warp per row (no barrier)
+// lost at every batch: a single warp issuing 32 loads per row was ~1.8x slower at batch <= 64.
 void PickConfig(int64_t n_rows, int64_t* threads_per_row, int64_t* rows_per_block) {
-  if (n_rows <= 2048) {
-    *threads_per_row = 32;
-    *rows_per_block = 4;
-  } else {
-    *threads_per_row = 128;
-    *rows_per_block = 2;
-  }
+  *rows_per_block = 1;
+  *threads_per_row = (n_rows > 256 && n_rows <= 4096) ? 128 : 256;
 }
 
 bool IsBf16(const tvm::ffi::TensorView& t) {
