@@ -281,6 +281,6 @@ FLAKY = ("calls = []\n\n"
 def test_a_non_verdict_exception_fails_its_item_only(project: Project) -> None:
     project.dataset(ns=(1,))
     project.kit("flaky", FLAKY)
-    result = project.run_subprocess("-m", "property", "--fib-hypothesis-examples=3")
+    result = project.run("-m", "property", "--fib-hypothesis-examples=3")
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.assert_outcomes(failed=1, deselected=2)

@@ -1,0 +1,58 @@
+"""End to end, in a subprocess: solution code that segfaults or hangs fails its own items only;
+the worker is replaced and the items after it run normally."""
+
+from __future__ import annotations
+
+import pytest
+
+import helpers
+
+TIMEOUT = 3  # --fib-timeout: the worker's start-up does not count against it
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> helpers.Run:
+    root = tmp_path_factory.mktemp("isolation")
+    # alphabetical order is run order: the crash and the hang come before the good kernel
+    helpers.project(root, kits=(), ns=(1, 7))
+    helpers.add_kit(root / "kernels", "crash", kind="segfault")
+    helpers.add_kit(root / "kernels", "hang")
+    helpers.add_kit(root / "kernels", "ok")
+    return helpers.run_pytest(root, "--fib-dataset=data", *helpers.FAST,
+                              f"--fib-timeout={TIMEOUT}", "-m", "correctness",
+                              # one crash and one hang are enough (each costs a worker start)
+                              "-k", "w0000001 or ok", timeout=180)
+
+
+def test_session_ends_normally_with_failures(session: helpers.Run) -> None:
+    assert session.returncode == 1, session.output[-3000:]
+    assert "INTERNALERROR" not in session.output
+    assert len(session.items) == 4
+
+
+def test_segfault_fails_its_item(session: helpers.Run) -> None:
+    (item,) = session.by_suffix("::crash::").values()
+    assert item.outcome == "failed"
+    assert item.message.startswith("RUNTIME_ERROR")
+    assert "SIGSEGV" in item.message and "was replaced" in item.message
+
+
+def test_crash_report_names_the_solution_line(session: helpers.Run) -> None:
+    """faulthandler's Python stack, not only a native backtrace: which line of kernel.py."""
+    for item in session.by_suffix("::crash::").values():
+        assert "Fatal Python error: Segmentation fault" in item.message
+        assert "kernel.py\", line 4 in run" in item.message
+
+
+def test_hang_times_out(session: helpers.Run) -> None:
+    (item,) = session.by_suffix("::hang::").values()
+    assert item.outcome == "failed"
+    assert item.message.startswith("TIMEOUT")
+    assert f"timed out after {TIMEOUT} s (--fib-timeout)" in item.message
+
+
+def test_items_after_a_crash_and_a_hang_pass(session: helpers.Run) -> None:
+    ok = session.by_suffix("::ok::")
+    assert {k: v.outcome for k, v in ok.items()} == {
+        "kernels::scale2::ok::correctness[n=1-w0000001]": "passed",
+        "kernels::scale2::ok::correctness[n=7-w0000007]": "passed"}
