@@ -28,6 +28,7 @@ def _validate(kind: str, text: str) -> Any:
 
 def validate(kind: str, raw: dict[str, Any], where: str) -> Any:
     try:
-        return _validate(kind, json.dumps(raw, sort_keys=True))
+        # Key order is meaning here: a definition's inputs/outputs order is the call signature.
+        return _validate(kind, json.dumps(raw))
     except Exception as e:  # pydantic.ValidationError and ValueError from validators
         raise InvalidFile(where, e) from None

@@ -108,10 +108,6 @@ def pack_solutions(fib: FibSession) -> None:
         (out / f"{sol.name}.json").write_text(model.model_dump_json(indent=2) + "\n")
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)
-
-
 def write_report(fib: FibSession, exitstatus: int) -> None:
     """--fib-report DIR: summary.md (fit for $GITHUB_STEP_SUMMARY) and one speedup plot (SVG, no
     plotting library needed) per definition."""

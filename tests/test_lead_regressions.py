@@ -1,0 +1,25 @@
+"""Regressions found while building pytest-fib, each pinned by a test that fails without its fix."""
+
+from __future__ import annotations
+
+import json
+
+from pytest_fib.models import validate
+
+
+def test_validation_keeps_the_definitions_argument_order() -> None:
+    """A definition's inputs order is the solution's call signature: validating must not sort it
+    (it once did, and every solution whose input names were not alphabetical got shuffled
+    arguments)."""
+    raw = {
+        "name": "order", "op_type": "t", "axes": {"n": {"type": "var"}},
+        "inputs": {"q": {"shape": ["n"], "dtype": "float32"},
+                   "A_log": {"shape": ["n"], "dtype": "float32"},
+                   "b": {"shape": ["n"], "dtype": "float32"}},
+        "outputs": {"z": {"shape": ["n"], "dtype": "float32"},
+                    "out": {"shape": ["n"], "dtype": "float32"}},
+        "reference": "def run(q, A_log, b):\n    return q, q\n",
+    }
+    model = validate("definition", json.loads(json.dumps(raw)), "order.json")
+    assert list(model.inputs) == ["q", "A_log", "b"]
+    assert list(model.outputs) == ["z", "out"]
