@@ -137,7 +137,8 @@ class LocalHandle(Handle):
         shutil.copytree(stage / "site", layout.at(layout.site, job.root))
         shutil.copytree(stage / "input", layout.at(layout.input, job.root))
         if volume is not None and layout.mount is not None:
-            link_tree(volume, Path(layout.at(layout.mount, job.root)))
+            src = volume / layout.mount_sub if layout.mount_sub else volume
+            link_tree(src, Path(layout.at(layout.mount, job.root)))
         (self.root / "home").mkdir(parents=True, exist_ok=True)
         self.env = {k: os.environ[k] for k in MACHINE_ENV if k in os.environ}
         self.env["HOME"] = str(self.root / "home")

@@ -215,7 +215,12 @@ class ModalBackend:
             raise InfraError(f"could not reach Modal: {_describe(e)}") from e
         if layout.mount is not None:
             vol = self.volume or modal.Volume.from_name(self.volume_name)
-            self.volumes = {str(layout.mount): vol.read_only()}
+            if not hasattr(vol, "with_mount_options"):
+                raise InfraError("this Modal client cannot mount a volume's sub-folder "
+                                 "(Volume.with_mount_options); upgrade it: pip install -U modal")
+            # read-only: a session cannot damage the dataset; sub_path: the detected root
+            self.volumes = {str(layout.mount): vol.with_mount_options(
+                read_only=True, sub_path=layout.mount_sub or None)}
         self.image = session_image(stage, layout)
         out("image: building or reusing the pinned image (the first build takes ~10 min; "
             "code changes never rebuild it)")

@@ -414,7 +414,8 @@ class Layout:
     project: PurePosixPath
     cwd: PurePosixPath
     dataset: PurePosixPath | None  # --fib-dataset value remotely (None: embedded default)
-    mount: PurePosixPath | None  # where the volume is mounted
+    mount: PurePosixPath | None  # where the volume's dataset folder is mounted (= dataset)
+    mount_sub: str  # which folder of the volume is mounted there ("": its root)
     mirrored: bool  # the dataset sits where it sits locally, relative to the rootdir
     site: PurePosixPath = SITE
     input: PurePosixPath = INPUT
@@ -430,43 +431,35 @@ class Layout:
 
 def make_layout(project: Path, invocation_dir: Path, dataset_local: Path | None,
                 volume_sub: str | None) -> Layout:
-    """Place the project and the volume so that the dataset is where it is locally, relative to
-    the rootdir: node ids of items anchored at the dataset (``../flashinfer-trace::...``) stay
-    the same. ``volume_sub``: the dataset's folder inside the volume ("" = the volume root),
-    None when no volume is used."""
+    """Place the project, and mount the volume's dataset folder, so that the dataset is where it
+    is locally relative to the rootdir: node ids of items anchored at the dataset
+    (``../flashinfer-trace::def::sol::...``) stay the same. ``volume_sub``: the dataset's folder
+    inside the volume ("" = the volume root), None when no volume is used."""
     cwd_rel = invocation_dir.relative_to(project).as_posix() if invocation_dir != project else ""
 
     def done(remote_project: PurePosixPath, dataset: PurePosixPath | None,
-             mount: PurePosixPath | None, mirrored: bool) -> Layout:
+             mirrored: bool) -> Layout:
         cwd = remote_project / cwd_rel if cwd_rel else remote_project
-        return Layout(remote_project, cwd, dataset, mount, mirrored)
+        return Layout(remote_project, cwd, dataset, dataset, volume_sub or "", mirrored)
 
+    default_project = WORKSPACE / project.name
     if volume_sub is None:
-        return done(WORKSPACE / project.name, None, None, True)
-    fallback_dataset = VOLUME / volume_sub if volume_sub else VOLUME
+        return done(default_project, None, True)
     if dataset_local is None:
-        return done(WORKSPACE / project.name, fallback_dataset, VOLUME, False)
+        return done(default_project, VOLUME, False)
     try:
         rel = PurePosixPath(Path(os.path.relpath(dataset_local, project)).as_posix())
     except ValueError:  # another drive
-        return done(WORKSPACE / project.name, fallback_dataset, VOLUME, False)
+        return done(default_project, VOLUME, False)
     ups = 0
     while ups < len(rel.parts) and rel.parts[ups] == "..":
         ups += 1
     rest = rel.parts[ups:]
+    if not rest or rest == (".",):  # the dataset is the project or contains it: cannot mirror
+        return done(default_project, VOLUME, False)
     remote_project = WORKSPACE.joinpath(*(["_"] * max(ups - 1, 0)), project.name)
-    if not rest or rest == (".",):  # the dataset contains the project: cannot mirror
-        return done(remote_project, fallback_dataset, VOLUME, False)
-    dataset = PurePosixPath(posixpath.normpath(str(remote_project / rel)))
-    if volume_sub == "":
-        return done(remote_project, dataset, dataset, True)
-    parent = dataset.parent
-    inside_project = ups == 0
-    if (PurePosixPath(volume_sub).name == dataset.name and "/" not in volume_sub
-            and not inside_project and parent != remote_project
-            and parent not in remote_project.parents and parent != WORKSPACE):
-        return done(remote_project, dataset, parent, True)
-    return done(remote_project, fallback_dataset, VOLUME, False)
+    return done(remote_project, PurePosixPath(posixpath.normpath(str(remote_project / rel))),
+                True)
 
 
 # -- environment ------------------------------------------------------------------------------
