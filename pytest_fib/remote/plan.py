@@ -145,7 +145,7 @@ def ship_list(root: Path, *, skip: Iterable[Path] = (), patterns: Sequence[str] 
                 continue
             files.append(rel)
             total += full.stat().st_size
-    return ShipList(root, files, total, secrets, links)
+    return ShipList(root, sorted(files), total, sorted(secrets), sorted(links))
 
 
 def dist_info(version: str) -> dict[str, str]:
