@@ -53,8 +53,10 @@ def workload_line(n: int, name: str = DEFINITION, tag: str = "w") -> dict[str, A
 
 
 def make_dataset(root: Path, *, ns: Iterable[int] = NS, name: str = DEFINITION,
-                 op_type: str = OP_TYPE, extra: Iterable[dict[str, Any]] = ()) -> Path:
-    """A dataset root with one definition (plus ``extra`` definitions) and its workloads."""
+                 op_type: str = OP_TYPE, extra: Iterable[dict[str, Any]] = (),
+                 tag: str = "w") -> Path:
+    """A dataset root with one definition (plus ``extra`` definitions) and its workloads; call
+    again with another ``name`` (and ``tag`` for distinct uuids) to add a definition."""
     defs = root / "definitions" / op_type
     defs.mkdir(parents=True, exist_ok=True)
     (defs / f"{name}.json").write_text(json.dumps(definition(name, op_type=op_type), indent=2))
@@ -63,7 +65,7 @@ def make_dataset(root: Path, *, ns: Iterable[int] = NS, name: str = DEFINITION,
     wls = root / "workloads" / op_type
     wls.mkdir(parents=True, exist_ok=True)
     (wls / f"{name}.jsonl").write_text(
-        "".join(json.dumps(workload_line(n, name)) + "\n" for n in ns))
+        "".join(json.dumps(workload_line(n, name, tag)) + "\n" for n in ns))
     (root / "solutions").mkdir(exist_ok=True)
     return root
 
