@@ -19,6 +19,7 @@ import io
 import json
 import os
 import queue
+import random
 import re
 import shlex
 import shutil
@@ -349,6 +350,10 @@ class Session:
         self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.stopping = threading.Event()
         self.header_done = False
+        # Shards draw inputs from one seed (the user's, else one chosen here), so that a failure
+        # reproduces with the --fib-seed its message prints, as in an unsharded session.
+        given = any(a.name == "--fib-seed" for a in plan.args) or os.environ.get("FIB_SEED")
+        self.seed = None if given else random.Random().randrange(2**31)
 
     def job(self, index: int, total: int) -> Job:
         root = self.backend.new_root(index)
@@ -359,6 +364,8 @@ class Session:
                            remote_project=lay.at(lay.project, root), out=lay.at(lay.out, root),
                            dataset=dataset, artifacts=self.plan.artifacts,
                            color=self.plan.color, shard=shard)
+        if shard is not None and self.seed is not None:
+            args.append(f"--fib-seed={self.seed}")  # one seed for every shard, as unsharded
         columns = shutil.get_terminal_size().columns  # what a local pytest would use
         return Job(index, total, root, prep_command(lay, root),
                    [self.backend.python, "-m", "pytest", *args], fetch_command(lay, root),

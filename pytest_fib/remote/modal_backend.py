@@ -211,6 +211,8 @@ class ModalBackend:
         """Look up the app, mount the volume read-only, build (or reuse) the image."""
         try:
             self.app = modal.App.lookup(APP_NAME, create_if_missing=True)
+        except modal.exception.AuthError:
+            raise  # a usage error: the token is wrong, the fix is `modal token new`
         except modal.exception.Error as e:
             raise InfraError(f"could not reach Modal: {_describe(e)}") from e
         if layout.mount is not None:
