@@ -111,13 +111,15 @@ def test_feed_makes_the_samples_the_benchmark(pytester: pytest.Pytester) -> None
     result.assert_outcomes(passed=1, failed=2, warnings=1)
     warned = [line for line in result.outlines if "not used at all" in line]
     assert len(warned) == 1
-    assert "test_fed.py::test_unused_fixture" in result.outlines[result.outlines.index(warned[0]) - 1]
+    warned_at = result.outlines.index(warned[0])
+    assert "test_fed.py::test_unused_fixture" in result.outlines[warned_at - 1]
     data = json.loads((pytester.path / "out.json").read_text())
     (fed,) = data["benchmarks"]
     assert fed["name"] == "test_fed"
     assert fed["stats"]["data"] == pytest.approx([0.001, 0.002, 0.004])
     assert fed["stats"]["rounds"] == 3 and fed["stats"]["median"] == pytest.approx(0.002)
-    assert fed["stats"]["min"] == pytest.approx(0.001) and fed["stats"]["max"] == pytest.approx(0.004)
+    assert fed["stats"]["min"] == pytest.approx(0.001)
+    assert fed["stats"]["max"] == pytest.approx(0.004)
     assert fed["extra_info"] == {"definition": "scale2", "speedup": 2.0}
     assert fed["options"]["timer"] == "pytest-fib.cpu"
 

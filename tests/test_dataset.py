@@ -53,8 +53,8 @@ def _edit(base: dict[str, Any], change: Callable[[dict[str, Any]], Any]) -> dict
 
 
 DEF = helpers.definition()
-MIRROR_XFAIL = "BUG: dataset.check_definition accepts what flashinfer-bench refuses (or the other " \
-               "way round), so --collect-only does not name this unloadable file"
+MIRROR_XFAIL = ("BUG: dataset.check_* accepts what flashinfer-bench refuses (or the other way "
+                "round), so --collect-only does not name this unloadable file")
 DEFINITION_CASES = {
     "valid": DEF,
     "scalar-input": _edit(DEF, lambda d: d["inputs"].update(s={"shape": None,
@@ -217,7 +217,8 @@ def test_duplicate_definition_names_both_files(root: Path) -> None:
 def test_dataset_solutions_load_only_when_asked(root: Path) -> None:
     sol_dir = root / "solutions" / "tester" / "scale" / "scale2"
     sol_dir.mkdir(parents=True)
-    (sol_dir / "good.json").write_text(json.dumps(helpers.solution_json("good", "def run(x, y): pass")))
+    good = helpers.solution_json("good", "def run(x, y): pass")
+    (sol_dir / "good.json").write_text(json.dumps(good))
     (sol_dir / "bad.json").write_text(json.dumps({"name": "bad"}))
     assert load(root, with_solutions=False).solutions == []
     ds = load(root, with_solutions=True)

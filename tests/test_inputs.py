@@ -41,7 +41,8 @@ def identical(a: list[Any], b: list[Any]) -> bool:
         if isinstance(x, torch.Tensor):
             if x.dtype != y.dtype or x.shape != y.shape:
                 return False
-            if x.contiguous().view(torch.uint8).tolist() != y.contiguous().view(torch.uint8).tolist():
+            as_bytes = [t.contiguous().view(torch.uint8).tolist() for t in (x, y)]
+            if as_bytes[0] != as_bytes[1]:
                 return False
         elif x != y:
             return False

@@ -3,7 +3,6 @@ skips what is recorded (and re-runs a changed kernel), --fib-pack writes Solutio
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

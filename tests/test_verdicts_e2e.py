@@ -5,7 +5,6 @@ every test reads its verdicts."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
