@@ -307,3 +307,15 @@ def test_sections_keep_what_follows_the_progress():
                                         "=== short test summary info ===\nFAILED t\n")
     assert controller.sections("collected 1 item\n\nk .  [100%]\n=== 1 passed in 0.1s ===\n") \
         == ""
+
+
+def test_options_are_checked_before_anything_runs(pytester):
+    opts = controller.Options.from_config(pytester.parseconfig("--modal"))
+    assert (opts.backend, opts.gpu, opts.timeout, opts.shards, opts.volume) == (
+        "modal", "B200", 3600, 1, None)
+    for bad in ("--modal-gpu=B200 x2", "--modal-gpu=B200:0", "--modal-shards=0",
+                "--modal-timeout=0"):
+        with pytest.raises(pytest.UsageError):
+            controller.Options.from_config(pytester.parseconfig("--modal", bad))
+    assert controller.Options.from_config(
+        pytester.parseconfig("--modal", "--modal-gpu=h100:8")).gpu == "h100:8"

@@ -106,15 +106,20 @@ class Options:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Options:
-        shards = int(config.getoption("modal_shards") or 1)
-        timeout = int(config.getoption("modal_timeout") or opt.DEFAULT_TIMEOUT)
+        shards = config.getoption("modal_shards")
+        shards = 1 if shards is None else int(shards)
+        timeout = config.getoption("modal_timeout")
+        timeout = opt.DEFAULT_TIMEOUT if timeout is None else int(timeout)
         if shards < 1:
             raise pytest.UsageError(f"--modal-shards={shards}: give 1 or more")
         if timeout < 1:
             raise pytest.UsageError(f"--modal-timeout={timeout}: give seconds, 1 or more")
+        gpu = config.getoption("modal_gpu") or opt.DEFAULT_GPU
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*(:[1-9][0-9]?)?", gpu):
+            raise pytest.UsageError(f"--modal-gpu={gpu!r}: expected a Modal GPU type, optionally "
+                                    "with a count: B200, H100, H200, B200:2")
         return cls(config.getoption("modal_backend") or "modal",
-                   config.getoption("modal_volume"), config.getoption("modal_gpu") or
-                   opt.DEFAULT_GPU, timeout, shards)
+                   config.getoption("modal_volume"), gpu, timeout, shards)
 
 
 @dataclasses.dataclass
@@ -451,14 +456,27 @@ class Session:
     def _interrupt(self, shards: dict[int, Shard], threads: list[threading.Thread]) -> int:
         self.stopping.set()
         self.console.note("interrupted: stopping the remote side ...")
-        closers = [threading.Thread(target=s.handle.close, daemon=True)
-                   for s in shards.values() if s.handle is not None]
-        for t in closers:
-            t.start()
-        for t in closers:
-            t.join(30)
-        for t in threads:
-            t.join(30)
+        try:
+            closers = [threading.Thread(target=s.handle.close, daemon=True)
+                       for s in shards.values() if s.handle is not None]
+            for t in closers:
+                t.start()
+            for t in closers:
+                t.join(30)
+            # containers still being scheduled are terminated as soon as they exist
+            deadline = time.monotonic() + 180
+            told = False
+            for t in threads:
+                while t.is_alive() and time.monotonic() < deadline:
+                    t.join(1)
+                    if t.is_alive() and not told:
+                        told = True
+                        self.console.note("waiting for containers still being scheduled, to "
+                                          "terminate them (Ctrl-C again to leave them: they end "
+                                          f"at --modal-timeout={self.o.timeout}s)")
+        except KeyboardInterrupt:
+            self.console.note("left containers still starting; they end at --modal-timeout")
+            return INTERRUPTED
         ids = ", ".join(s.handle.ident for s in shards.values() if s.handle and s.handle.ident)
         self.console.note(f"interrupted: remote side terminated{' (' + ids + ')' if ids else ''}")
         return INTERRUPTED
@@ -618,8 +636,17 @@ def _backend(o: Options, plan_volume_dir: Path | None) -> Any:
 
 
 def main(config: pytest.Config) -> int | None:
+    """The exit code of the remote session (see docs/modal.md); None for --help/--version."""
     if config.getoption("help", False) or config.getoption("version", False):
         return None  # pytest --modal --help: local help
+    try:
+        return _main(config)
+    except KeyboardInterrupt:  # before any container ran (a running session handles its own)
+        sys.stderr.write(PREFIX + "interrupted before anything ran remotely\n")
+        return INTERRUPTED
+
+
+def _main(config: pytest.Config) -> int:
     if os.environ.get("PYTEST_FIB_REMOTE"):
         raise pytest.UsageError("pytest --modal inside a --modal session: is --modal in the ini "
                                 "file's addopts? Pass it on the command line instead.")
@@ -687,9 +714,6 @@ def main(config: pytest.Config) -> int | None:
         except InfraError as e:
             console.note(f"infrastructure failure: {e}")
             return EXIT_INFRA
-        except KeyboardInterrupt:
-            console.note("interrupted before anything ran remotely")
-            return INTERRUPTED
         except Exception as e:  # noqa: BLE001
             if type(e).__name__ == "AuthError":
                 raise pytest.UsageError(f"pytest --modal: Modal rejected the credentials ({e}). "

@@ -128,6 +128,9 @@ class ModalHandle(Handle):
     def wait(self) -> int:
         try:
             return int(self.proc.wait())
+        except modal.exception.TimeoutError as e:
+            raise InfraError(f"the sandbox reached --modal-timeout={self.backend.timeout}s and "
+                             "was terminated") from e
         except modal.exception.Error as e:
             raise InfraError(f"lost the sandbox: {_describe(e)}") from e
 
