@@ -34,6 +34,7 @@ class Runner:
         self.device = "cuda" if self.settings.device == "cuda" else "cpu"
         self.log_dir = Path(tempfile.mkdtemp(prefix="pytest-fib-"))
         self.pool = Pool(self.device, self.log_dir, diagnostic_wrapper(self.settings))
+        self.ref_pool = Pool(self.device, self.log_dir)  # trusted reference code, timed apart
         # (definition, workload uuid, seed) -> (inputs, reference outputs); a small LRU because
         # items run workload by workload and every solution of a definition shares them.
         self._refs: collections.OrderedDict[tuple[str, str, int], tuple[list[Any], list[Any]]] = (
@@ -44,6 +45,7 @@ class Runner:
 
     def close(self) -> None:
         self.pool.close()
+        self.ref_pool.close()
 
     # -- shared pieces -------------------------------------------------------------------------
 
@@ -254,7 +256,9 @@ class Runner:
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
         seeds = self.timing_seeds(case)
-        recheck = recheck_sets(len(seeds), self.settings.warmup, self.settings.iterations)
+        per_set = max(1, case.definition.nbytes(case.workload.axes))
+        recheck = recheck_sets(len(seeds), self.settings.warmup, self.settings.iterations,
+                               limit=max(1, min(16, RECHECK_BYTES // per_set)))
         baseline = self.fib.baseline_for(case)
         extra: dict[str, Any] = {}
         if baseline is not None:
@@ -334,19 +338,25 @@ class Runner:
         key = (case.definition.name, case.workload.uuid)
         if key in self._ref_times:
             return self._ref_times[key]
-        import torch
-        from flashinfer_bench.compile import BuilderRegistry
-
         from . import timing
 
-        ref = BuilderRegistry.get_instance().build_reference(definition)
-        use = seeds[: min(len(seeds), 8)]
-        sets = [make_inputs(definition, workload, self.device, s, str(self.settings.dataset))
-                for s in use]
-        with torch.no_grad():
-            m = timing.measure(lambda i: ref(*sets[i % len(sets)]), device=self.device,
-                               warmup=self.settings.warmup,
-                               iterations=max(3, self.settings.iterations // 2))
+        # In its own worker: the profiler never runs in this process (CUPTI teardown at exit is
+        # not always clean), and no solution code ever shares a process with the reference.
+        req = {"op": "time_reference", "definition": case.definition.raw,
+               "workload": case.workload.raw, "root": str(self.settings.dataset),
+               "where": {"definition": case.definition.path,
+                         "workload": f"{case.workload.path}:{case.workload.line}"},
+               "device": self.device, "seeds": seeds[: min(len(seeds), 8)],
+               "warmup": self.settings.warmup,
+               "iterations": max(3, self.settings.iterations // 2)}
+        try:
+            resp = self.ref_pool.call(req, self.settings.timeout)
+        except WorkerLost as e:
+            raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: {e}") from None
+        if resp["status"] != "ok":
+            raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: "
+                             f"{resp.get('message')}\n{resp.get('traceback', '')}")
+        m = timing.Measurement(**resp["measurement"])
         self._ref_times[key] = m
         return m
 
@@ -390,6 +400,9 @@ def inputs_device(inputs: list[Any], default: str) -> str:
         if device is not None:
             return str(device)
     return default
+
+
+RECHECK_BYTES = 512 * 2**20  # timed outputs (and inputs) shipped back for re-checking, per item
 
 
 def recheck_sets(n_sets: int, warmup: int, iterations: int, limit: int = 16) -> list[int]:

@@ -8,9 +8,9 @@ Method on a GPU (docs/timing.md has the measured error against Nsight Compute):
    other layers ran in between), a tiny opening marker kernel, the call, a device-wide synchronize
    (so work the call left on *any* stream finishes), a closing marker.
 3. CUPTI activity records (through torch.profiler) give every kernel's and memcpy's device start and
-   end. The iteration's time is the span from the first device activity after the opening marker
-   to the end of the last one before the closing marker: kernels on side streams count; the
-   preparation, the flush and host overhead before the first launch do not.
+   end. The iteration's time is the time the device was busy with the activities between the
+   opening and the closing marker (the union of their intervals): kernels on side streams count
+   (once, where they overlap); the preparation, the flush and host launch gaps do not.
 
 Host-side CUDA events around each launch (flashinfer-bench, do_bench) measure launch latency at
 small sizes (20x too slow at batch 1, issue #3); the span of device activity does not.
@@ -171,11 +171,12 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
 
 def spans_between_markers(acts: list[tuple[float, float, str, int]],
                           iterations: int) -> tuple[list[float], int] | None:
-    """From a device trace sorted by start time, the span of each iteration's work: everything
-    that starts after an opening marker ends and before its closing marker starts (the closing
-    marker is launched after a device-wide synchronize, so side-stream work of the call is inside;
-    the flush and the harness's own preparation lie outside). Returns the spans in seconds and the
-    most streams one iteration used; None when the trace does not hold 2 markers per iteration."""
+    """From a device trace sorted by start time, the device time of each iteration's work:
+    everything that starts after an opening marker ends and before its closing marker starts (the
+    closing marker is launched after a device-wide synchronize, so side-stream work of the call is
+    inside; the flush and the harness's own preparation lie outside). Returns the busy times in
+    seconds and the most streams one iteration used; None when the trace does not hold 2 markers
+    per iteration."""
     markers = [a for a in acts if "spin" in a[2].lower()]
     if len(markers) != 2 * iterations:
         return None
@@ -184,12 +185,23 @@ def spans_between_markers(acts: list[tuple[float, float, str, int]],
     for n in range(iterations):
         opened, closed = markers[2 * n][1], markers[2 * n + 1][0]
         work = [a for a in acts if opened <= a[0] < closed and "spin" not in a[2].lower()]
-        if not work:
-            samples.append(0.0)
-            continue
-        samples.append((max(a[1] for a in work) - min(a[0] for a in work)) / 1e6)
+        samples.append(busy_time(work) / 1e6)
         streams = max(streams, len({a[3] for a in work}))
     return samples, streams
+
+
+def busy_time(work: list[tuple[float, float, str, int]]) -> float:
+    """Microseconds the device spent on this work: the union of its activity intervals, so
+    overlapping streams count once and idle gaps between launches do not count at all (under the
+    profiler those gaps are inflated by CUPTI's own per-launch overhead, and a CUDA graph would
+    remove them in production)."""
+    total, end = 0.0, float("-inf")
+    for start, stop, *_ in sorted(work):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
 
 
 def summarize(samples_s: list[float]) -> dict[str, float]:

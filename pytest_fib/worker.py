@@ -280,6 +280,25 @@ class Worker:
         faulthandler.enable()
         return runnable if runnable is not None else "compile-only on this machine"
 
+    def op_time_reference(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Time the definition's reference (this worker never runs solution code)."""
+        import torch
+        from flashinfer_bench.compile import BuilderRegistry
+
+        from . import timing
+        from .inputs import make_inputs
+        from .models import validate
+
+        definition = validate("definition", req["definition"], req["where"]["definition"])
+        workload = validate("workload", req["workload"], req["where"]["workload"])
+        ref = BuilderRegistry.get_instance().build_reference(definition)
+        sets = [make_inputs(definition, workload, req["device"], s, req["root"])
+                for s in req["seeds"]]
+        with torch.no_grad():
+            m = timing.measure(lambda i: ref(*sets[i % len(sets)]), device=req["device"],
+                               warmup=req["warmup"], iterations=req["iterations"])
+        return {"status": "ok", "measurement": m.to_json()}
+
     def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ok", "pid": os.getpid()}
 
