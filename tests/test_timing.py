@@ -38,19 +38,31 @@ def test_one_kernel_per_iteration() -> None:
     assert streams == 1
 
 
-def test_span_runs_from_first_start_to_last_end() -> None:
+def test_idle_gaps_between_launches_do_not_count() -> None:
+    """Device busy time: the union of the iteration's activities; the flush is outside."""
     acts = trace([(1.0, 5.0, "a", 7), (8.0, 9.0, "memcpy", 7), (10.0, 30.0, "b", 7)])
     samples, _ = spans_between_markers(acts, 1)
-    assert samples == pytest.approx([29e-6])  # gaps between kernels count; the flush does not
+    assert samples == pytest.approx([25e-6])  # 4 + 1 + 20
 
 
 def test_side_stream_overlap_counts_once_and_is_reported() -> None:
-    """Work on a side stream that overlaps the main stream's: the span is the union's extent."""
+    """Work on a side stream that overlaps the main stream's counts once; its tail counts."""
     acts = trace([(0.0, 10.0, "main", 7), (4.0, 25.0, "side", 9), (26.0, 28.0, "tail", 7)],
                  [(0.0, 10.0, "main", 7)])
     samples, streams = spans_between_markers(acts, 2)
-    assert samples == pytest.approx([28e-6, 10e-6])
+    assert samples == pytest.approx([27e-6, 10e-6])  # [0, 25] and [26, 28]; then [0, 10]
     assert streams == 2
+
+
+@pytest.mark.parametrize("work, busy", [
+    ([], 0.0),
+    ([(0.0, 10.0), (2.0, 3.0)], 10.0),  # contained
+    ([(0.0, 10.0), (0.0, 10.0)], 10.0),  # identical, e.g. two streams
+    ([(20.0, 30.0), (0.0, 10.0)], 20.0),  # unsorted
+    ([(0.0, 10.0), (10.0, 15.0)], 15.0),  # back to back
+])
+def test_busy_time_is_the_union_of_intervals(work, busy) -> None:
+    assert timing.busy_time([(s, e, "k", 7) for s, e in work]) == pytest.approx(busy)
 
 
 def test_iteration_without_work_is_zero() -> None:
