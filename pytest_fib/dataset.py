@@ -13,6 +13,7 @@ reason, and the rest loads.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -167,9 +168,11 @@ def check_definition(raw: Any) -> tuple[str, str] | None:
     if not isinstance(raw, dict):
         return "invalid", "a definition must be a JSON object"
     missing = [k for k in ("name", "op_type", "axes", "inputs", "outputs", "reference")
-               if not raw.get(k)]
+               if k not in raw or (k != "outputs" and not raw[k])]
     if missing:
         return "invalid", f"missing required field(s): {', '.join(missing)}"
+    if not all(isinstance(raw[k], str) for k in ("name", "op_type", "reference")):
+        return "invalid", "name, op_type and reference must be strings"
     if not all(isinstance(raw[k], dict) for k in ("axes", "inputs", "outputs")):
         return "invalid", "axes, inputs and outputs must be JSON objects"
     for name, axis in raw["axes"].items():
@@ -192,7 +195,11 @@ def check_definition(raw: Any) -> tuple[str, str] | None:
     if overlap:
         return "unsupported", (f"tensor(s) {', '.join(overlap)} are both input and output "
                                "(in-place), which flashinfer-bench 0.1.2 does not allow")
-    if "def run(" not in raw["reference"]:
+    try:
+        tree = ast.parse(raw["reference"])
+    except SyntaxError as e:
+        return "invalid", f"reference is not valid Python: {e.msg} (line {e.lineno})"
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body):
         return "invalid", "reference must define a top-level function named 'run'"
     return None
 
@@ -206,10 +213,16 @@ def check_solution(raw: Any) -> str | None:
     spec = raw["spec"]
     if not isinstance(spec, dict) or spec.get("language") not in KNOWN_LANGUAGES:
         return f"spec.language must be one of {sorted(KNOWN_LANGUAGES)}"
+    if not isinstance(spec.get("target_hardware"), list) or not spec["target_hardware"]:
+        return "spec.target_hardware must be a non-empty list (e.g. [\"cuda\"])"
+    if spec.get("binding") not in (None, "tvm-ffi", "torch"):
+        return f"spec.binding {spec['binding']!r} must be 'tvm-ffi' or 'torch'"
     entry = spec.get("entry_point", "")
     if not isinstance(entry, str) or entry.count("::") != 1:
         return f"spec.entry_point {entry!r} must look like 'file.py::function'"
     paths = [s.get("path") for s in raw["sources"] if isinstance(s, dict)]
+    if len(set(paths)) != len(paths):
+        return "duplicate source paths"
     if entry.split("::")[0] not in paths:
         return f"entry file {entry.split('::')[0]!r} is not among the sources {paths}"
     return None

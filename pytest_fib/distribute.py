@@ -4,9 +4,8 @@
   xdist workers through the environment (workers inherit it when xdist starts them). Each worker
   takes ``gpus[index % len(gpus)]`` as its only ``CUDA_VISIBLE_DEVICES`` before anything in it
   initialises CUDA, so its references, its solution worker and its timings all use that GPU alone.
-* ``-n N`` without ``--dist`` means ``--dist loadgroup`` here: items carry
-  ``xdist_group(<definition>)``, so one definition's items (correctness before timing, the reference
-  timing shared by its solutions) stay on one GPU.
+* ``-n N`` without ``--dist`` means ``--dist loadscope`` here: a solution's items (correctness
+  before timing) stay on one worker and its GPU.
 * pytest-benchmark disables itself under xdist; each timing report carries its samples instead and
   the controller rebuilds them (``bench.py``), so ``--benchmark-json`` and ``--benchmark-compare``
   see every item.

@@ -25,6 +25,16 @@ class FibFailure(AssertionError):
     """A verdict: shown as its message alone, without a traceback into the harness."""
 
 
+def _structured_id(node: pytest.Item) -> None:
+    """pytest >= 9.2 keeps a structured id next to the node id string and --lf compares that
+    one with the parsed string it stored: keep them the same for names with a [param] part."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # older pytest: the string id is all there is
+        return
+    node._id = NodeId.parse(str(node.nodeid))  # type: ignore[attr-defined]
+
+
 def _fib(node: pytest.Item | pytest.Collector) -> FibSession:
     return node.config.stash[FIB_SESSION]
 
@@ -59,7 +69,7 @@ class FibSuite(pytest.Dir):
         yield from super().collect()
         fib = _fib(self)
         for problem in self._problems(fib):
-            yield ProblemItem.from_parent(self, name=f"load[{safe(problem.where)}]",
+            yield ProblemItem.from_parent(self, name=f"load[{safe(self._rel(problem))}]",
                                           problem=problem)
         for sol in fib.orphans:
             if self._mine(sol):
@@ -71,6 +81,13 @@ class FibSuite(pytest.Dir):
                 by_definition.setdefault(sol.definition, []).append(sol)
         for name in sorted(by_definition):
             yield DefinitionNode.from_parent(self, name=name, solutions=by_definition[name])
+
+    def _rel(self, problem: Problem) -> str:
+        """The file relative to this anchor (stable across checkouts), with its line."""
+        path = Path(problem.path)
+        if path.is_absolute() and self.path in path.parents:
+            path = path.relative_to(self.path)
+        return f"{path}:{problem.line}" if problem.line else str(path)
 
     def _problems(self, fib: FibSession) -> list[Problem]:
         """Local problems under the kernels folder; dataset problems under the dataset anchor."""
@@ -160,6 +177,7 @@ class FibItem(pytest.Function):
     def __init__(self, *, case: Case, kind: str, resumed: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        _structured_id(self)
         self.case = case
         self.kind = kind
         sol = case.solution
@@ -186,7 +204,7 @@ class FibItem(pytest.Function):
             notes += [f"Falsifying example: {n.split('axes=')[1].rstrip(',)')}"
                       for n in getattr(excinfo.value, "__notes__", []) if "axes=" in n]
             return "\n".join([str(excinfo.value), *notes])
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
     def record_outcome(self, rep: pytest.TestReport) -> None:
         """After each phase: remember the verdict, write the trace line, ship timing samples."""
@@ -211,7 +229,8 @@ class FibItem(pytest.Function):
                 rep.fib_benchmark = {  # type: ignore[attr-defined]
                     "name": self.name, "fullname": self.nodeid, "extra_info": rec["timing"],
                     "samples_s": rec["samples_s"], "clock": rec["timing"]["clock"]}
-        if fib.settings.traces is not None and rep.outcome in ("passed", "failed"):
+        if (fib.settings.traces is not None and rep.outcome in ("passed", "failed")
+                and self.kind != "property"):  # a property item has no workload of its own
             self._write_trace(fib, rep, rec)
 
     def _write_trace(self, fib: FibSession, rep: pytest.TestReport, rec: dict[str, Any]) -> None:
@@ -342,6 +361,7 @@ class ProblemItem(pytest.Item):
 
     def __init__(self, *, problem: Problem, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        _structured_id(self)
         self.problem = problem
         self.add_marker("fib")
 
@@ -353,7 +373,9 @@ class ProblemItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> Any:
-        return str(excinfo.value)
+        if isinstance(excinfo.value, (FibFailure, pytest.skip.Exception)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return Path(self.problem.path), (self.problem.line or 1) - 1, self.name

@@ -132,7 +132,10 @@ def _xdist_defaults(config: pytest.Config, gpus: int) -> None:
     distribute.publish_gpus(gpus)
     explicit = any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
     if not explicit and getattr(config.option, "dist", "no") == "load":
-        config.option.dist = "loadgroup"
+        # loadscope groups by node id prefix (<anchor>::<definition>::<solution>): a solution's
+        # correctness and timing items share a worker and its GPU. (xdist_group marks, which
+        # loadgroup needs, are not honoured under pytest >= 9.2.)
+        config.option.dist = "loadscope"
     bench.enable_under_xdist_controller(config)
     config.pluginmanager.register(XdistBenchmarks(config), "fib-xdist-benchmarks")
 

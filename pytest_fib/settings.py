@@ -91,7 +91,10 @@ def parse_size(text: str, source: str) -> int:
     if not m:
         raise _usage(source, text, "not a size", "Use bytes or a unit, e.g. 64MB or 1GiB.")
     scale = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[m.group(2).lower()]
-    return int(float(m.group(1)) * scale)
+    try:
+        return int(float(m.group(1)) * scale)
+    except ValueError:
+        raise _usage(source, text, "not a size", "Use bytes or a unit, e.g. 64MB or 1GiB.") from None
 
 
 def _first(config: pytest.Config, option: str, env: str | None, ini: str | None) -> tuple[Any, str]:
@@ -109,10 +112,14 @@ def _first(config: pytest.Config, option: str, env: str | None, ini: str | None)
 
 
 def _number(value: Any, source: str, kind: type, minimum: float | None = None) -> Any:
+    import math
+
     try:
         number = kind(value)
     except (TypeError, ValueError):
         raise _usage(source, value, f"not a {kind.__name__}", "Give a number.") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise _usage(source, value, "must be a finite number", "Give a finite number.")
     if minimum is not None and number < minimum:
         raise _usage(source, value, f"must be >= {minimum}", "Give a larger value.")
     return number
@@ -136,7 +143,7 @@ def parse_tolerance_line(line: str, base: Tolerance, source: str) -> tuple[str, 
             raise _usage(source, line, f"unknown setting {item!r}",
                          "Known: atol, rtol, matched_ratio, trials.")
         kind = int if key == "trials" else float
-        changes[key] = _number(val, f"{source} ({name.strip()})", kind, 0)
+        changes[key] = _number(val, f"{source} ({name.strip()})", kind, 1 if key == "trials" else 0)
     return name.strip(), base.merged(**changes)
 
 
@@ -203,9 +210,10 @@ def resolve(config: pytest.Config) -> Settings:
     else:
         seed, seed_source = _number(value, source, int, 0), source
 
-    device = config.getoption("fib_device") or os.environ.get("FIB_DEVICE") or "auto"
+    device, device_source = _first(config, "fib_device", "FIB_DEVICE", None)
+    device = device or "auto"
     if device not in DEVICE_MODES:
-        raise _usage("--fib-device", device, "unknown device", f"Use one of {DEVICE_MODES}.")
+        raise _usage(device_source, device, "unknown device", f"Use one of {DEVICE_MODES}.")
     gpus = 0 if device == "cpu" else detect_gpus()
     if device == "cuda" and gpus == 0:
         raise _usage("--fib-device", device, "no CUDA device is visible",

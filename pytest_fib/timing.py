@@ -218,12 +218,13 @@ def ratio_ci(a_s: list[float], b_s: list[float], resamples: int = 2000,
     import random
 
     rng = random.Random(seed)
-    point = statistics.median(a_s) / statistics.median(b_s)
+    tiny = 1e-12  # a sample of 0 (no device work seen) must not divide by zero
+    point = statistics.median(a_s) / max(statistics.median(b_s), tiny)
     boots = []
     for _ in range(resamples):
         ra = [rng.choice(a_s) for _ in a_s]
         rb = [rng.choice(b_s) for _ in b_s]
-        boots.append(statistics.median(ra) / statistics.median(rb))
+        boots.append(statistics.median(ra) / max(statistics.median(rb), tiny))
     boots.sort()
     return point, boots[int(0.025 * resamples)], boots[int(0.975 * resamples) - 1]
 
