@@ -92,13 +92,14 @@ class FibSuite(pytest.Dir):
     def _problems(self, fib: FibSession) -> list[Problem]:
         """Local problems under the kernels folder; dataset problems under the dataset anchor."""
         kernels = fib.settings.kernels
+
         def is_local(p: Problem) -> bool:
             return Path(p.path).is_absolute() and kernels in Path(p.path).parents
-        if self.origin == "local":
-            return [p for p in fib.problems if is_local(p)]
         if self.origin == "dataset":
             return [p for p in fib.problems if not is_local(p)]
-        return list(fib.problems)
+        if self.origin == "local" and fib.settings.solutions == "all":
+            return [p for p in fib.problems if is_local(p)]  # the dataset anchor shows the rest
+        return list(fib.problems)  # local mode: the dataset's problems are this run's too
 
 
 def _orphan_problem(fib: FibSession, sol: SolutionRec) -> Problem:

@@ -47,8 +47,6 @@ def test_pytest_benchmark_version_is_supported() -> None:
         "check the internals listed in pytest_fib/bench.py, then widen the range")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pyproject.toml pins pytest-benchmark<5.3 while "
-                   "bench.SUPPORTED (and the venv) use 5.3: a fresh install downgrades it")
 def test_pyproject_range_matches_the_adapter() -> None:
     import pytest_benchmark
 

@@ -61,10 +61,6 @@ def test_ids_are_stable_across_runs_and_folders(pytester: pytest.Pytester,
     assert all(i == ids[0] for i in ids)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: nodes.FibSuite names a local problem item "
-                   "load[<absolute path>] (Problem.path is absolute for kernels/ files), so its "
-                   "id changes with the checkout folder; use the path relative to the kernels "
-                   "folder")
 def test_load_item_ids_do_not_depend_on_the_folder(pytester: pytest.Pytester,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     ids = []
@@ -137,11 +133,6 @@ def test_timing_alone_times_and_rechecks_outputs(project: Project) -> None:
     result.stdout.fnmatch_lines(["*TIMED_OUTPUT_WRONG*"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --lf reruns everything ('known failures not in "
-                   "selected tests'): FibItem/ProblemItem put '[...]' into the node name without "
-                   "NodeId.with_params, so under pytest 9.2 item.id != NodeId.parse(nodeid) and "
-                   "the cache's failures never match (fix: set the id as "
-                   "parent.id.child(kind).with_params(workload_id))")
 def test_last_failed_reruns_only_failures(project: Project) -> None:
     project.dataset(ns=(1, 7))
     project.kit("ok")
@@ -257,10 +248,6 @@ def test_unloadable_files_become_items_and_the_rest_runs(broken_project: Project
         "SKIPPED*for_u8/config.toml: its definition 'u8def' cannot be loaded*"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with the default --fib-solutions=local, unloadable "
-                   "dataset files get no load[...] item (nodes.FibSuite._problems keeps only "
-                   "files under kernels/), though the header says 'cannot be loaded (failing "
-                   "items)'; the run exits 0")
 def test_unloadable_dataset_files_are_items_by_default(broken_project: Project) -> None:
     assert any("broken.json" in i for i in broken_project.collect())
 
@@ -275,10 +262,6 @@ FLAKY = ("calls = []\n\n"
          "    y.copy_(x * 2)\n")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: nodes.FibItem.repr_failure passes `style` to "
-                   "pytest.Function.repr_failure, which takes only excinfo in pytest 9: any "
-                   "exception that is not a FibFailure (here hypothesis' FlakyFailure) aborts "
-                   "the whole session with INTERNALERROR")
 def test_a_non_verdict_exception_fails_its_item_only(project: Project) -> None:
     project.dataset(ns=(1,))
     project.kit("flaky", FLAKY)

@@ -147,8 +147,6 @@ def test_bad_number_names_its_source(pytester: pytest.Pytester, data: Path,
 
 
 @pytest.mark.parametrize("option", ["--fib-atol", "--fib-rtol", "--fib-timeout"])
-@pytest.mark.xfail(strict=True, reason="BUG: settings._number accepts 'nan' (float('nan') < min is "
-                   "False): --fib-atol=nan makes every comparison False, so every kernel passes")
 def test_nan_is_not_a_number_setting(pytester: pytest.Pytester, data: Path, option: str) -> None:
     assert option in usage_error(pytester, f"--fib-dataset={data}", f"{option}=nan")
 
@@ -214,8 +212,6 @@ def test_bad_device_from_env(pytester: pytest.Pytester, data: Path,
     assert "tpu" in message and "cpu" in message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a bad FIB_DEVICE is reported as coming from "
-                   "--fib-device (settings.resolve hard-codes the source)")
 def test_bad_device_from_env_names_the_variable(pytester: pytest.Pytester, data: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIB_DEVICE", "tpu")
@@ -246,9 +242,6 @@ def test_parse_size_rejects(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["1.2.3MB", "."])
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG: parse_size's regex admits "
-                   "'[0-9.]+', so '1.2.3MB' reaches float() and raises a bare ValueError "
-                   "(a traceback) instead of a UsageError naming the source")
 def test_parse_size_rejects_malformed_numbers(text: str) -> None:
     with pytest.raises(pytest.UsageError):
         parse_size(text, "--fib-cpu-budget")
@@ -285,9 +278,6 @@ def test_tolerance_line_errors(line: str, says: str) -> None:
     assert "ini fib_tolerances" in str(excinfo.value) and says in str(excinfo.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an ini line 'name: trials=0' is accepted (minimum 0, "
-                   "the CLI's --fib-trials requires >= 1): a correctness item then runs no trial "
-                   "and passes any kernel, even a wrong one")
 def test_tolerance_line_rejects_zero_trials() -> None:
     with pytest.raises(pytest.UsageError):
         parse_tolerance_line("scale2: trials=0", Tolerance(), "ini fib_tolerances")

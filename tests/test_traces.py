@@ -33,10 +33,6 @@ def test_read_missing_file_is_empty(tmp_path: Path) -> None:
     assert read_lines(tmp_path / "absent.jsonl") == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: append_line after a torn last line glues the new "
-                   "record onto the fragment: the record is lost and the JSONL file keeps an "
-                   "unparseable line in the middle (fix: start with a newline when the file does "
-                   "not end with one)")
 def test_append_after_a_torn_line_keeps_the_new_record(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     append_line(path, {"a": 1})

@@ -103,9 +103,6 @@ SPECIAL = ("def run(x, y):\n"
            "        y.add_(1.0)\n")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a property item writes its trace line from the first "
-                   "workload's record (nodes.FibItem._write_trace reads fib.results[case.key]): a "
-                   "FAILED property item is recorded as PASSED against workload n=1")
 def test_failed_property_is_not_recorded_as_passed(project: Project) -> None:
     project.dataset(ns=(1, 33))
     project.kit("special", SPECIAL)

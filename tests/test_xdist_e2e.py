@@ -50,11 +50,6 @@ def test_each_item_runs_once_and_benchmarks_reach_the_controller(
     assert all(b["stats"]["rounds"] == 3 for b in data["benchmarks"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (pytest 9.2 + xdist 3.8): the xdist_group mark that "
-                   "keeps a definition on one worker has no effect: xdist's loadgroup renames "
-                   "item._nodeid, which pytest 9.2 (NodeId) ignores, so a definition's timing "
-                   "items land on another worker (GPU) than its correctness items. Fix: a "
-                   "pytest_xdist_make_scheduler that groups by definition")
 def test_a_definition_stays_on_one_worker(two_definitions: Project) -> None:
     _, ran = run_two_workers(two_definitions)
     workers = {definition: {gw for gw, _, nodeid in ran if f"::{definition}::" in nodeid}
