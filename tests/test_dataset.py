@@ -53,6 +53,28 @@ def _edit(base: dict[str, Any], change: Callable[[dict[str, Any]], Any]) -> dict
 
 
 DEF = helpers.definition()
+DEFINITION_CASES = {
+    "valid": DEF,
+    "scalar-input": _edit(DEF, lambda d: d["inputs"].update(s={"shape": None,
+                                                               "dtype": "float32"})),
+    "no-name": _edit(DEF, lambda d: d.pop("name")),
+    "no-reference": _edit(DEF, lambda d: d.pop("reference")),
+    "reference-without-run": _edit(DEF, lambda d: d.update(reference="def go(x):\n    return x\n")),
+    "axis-type-unknown": _edit(DEF, lambda d: d["axes"].update(n={"type": "dynamic"})),
+    "const-without-value": _edit(DEF, lambda d: d["axes"].update(d={"type": "const"})),
+    "const-negative": _edit(DEF, lambda d: d["axes"].update(d={"type": "const", "value": -1})),
+    "uint8-dtype": _edit(DEF, lambda d: d["inputs"]["x"].update(dtype="uint8")),
+    "undefined-axis": _edit(DEF, lambda d: d["inputs"]["x"].update(shape=["n", "k"])),
+    "in-place": _edit(DEF, lambda d: d["outputs"].update(x={"shape": ["n", "d"],
+                                                           "dtype": "float32"})),
+    "no-dtype": _edit(DEF, lambda d: d["inputs"]["x"].pop("dtype")),
+}
+DEFINITION_DISAGREEMENTS = {
+    "reference-syntax-error": _edit(DEF, lambda d: d.update(reference="def run(x):\n    return (")),
+    "name-not-a-string": _edit(DEF, lambda d: d.update(name=5)),
+    "no-outputs": _edit(DEF, lambda d: d.update(outputs={})),
+}
+
 
 def _model_accepts(model: Any, raw: Any) -> bool:
     try:
