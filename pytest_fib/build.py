@@ -182,5 +182,10 @@ def compile_check_torch(solution: Any) -> None:
                 f"it uses {stubbed.group(0)}, and this machine's CUDA toolkit has no "
                 f"{stubbed.group(1)} headers (install the full toolkit, or run on a GPU machine)")
         if failed:
+            import torch
+
             log = "\n".join(f"--- {name}\n{out}" for name, out in failed)
-            raise BuildFailure(f"compilation failed in {', '.join(n for n, _ in failed)}", log)
+            raise BuildFailure(
+                f"compilation failed in {', '.join(n for n, _ in failed)} (compile check without "
+                f"a GPU: torch {torch.__version__} headers, {Path(nvcc).resolve()}; flashinfer-bench "
+                "builds the same sources the same way on a GPU machine)", log)

@@ -6,6 +6,12 @@
 // library's headers" (a skip), never as the solution's compile error.
 #pragma once
 #define PYTEST_FIB_CUDA_STUB 1
+// What the real header pulls in (cublas_api.h / cusparse.h): solutions lean on these.
+#include <cuComplex.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <driver_types.h>
+#include <library_types.h>
 typedef struct cusparseContext* cusparseHandle_t;
 typedef enum { CUSPARSE_STATUS_SUCCESS = 0 } cusparseStatus_t;
 const char* cusparseGetErrorString(cusparseStatus_t status);
