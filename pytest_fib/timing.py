@@ -100,15 +100,24 @@ def _measure_host(call: Callable[[int], Any], prep: Callable[[int], Any],
     return Measurement(samples, "cpu", warmup)
 
 
+def _warm_up(call: Callable[[int], Any], warmup: int) -> Any:
+    """Warm-up calls outside any measurement, then the L2 flush buffer the iterations write."""
+    import torch
+
+    flush = torch.empty(l2_flush_bytes(torch.cuda.current_device()) // 4, dtype=torch.int32,
+                        device="cuda")
+    for i in range(warmup):
+        call(i)
+    torch.cuda.synchronize()
+    return flush
+
+
 def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any],
                     warmup: int, iterations: int) -> Measurement:
     import torch
 
-    flush_bytes = l2_flush_bytes(torch.cuda.current_device())
-    flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
-    for i in range(warmup):
-        call(i)
-    torch.cuda.synchronize()
+    flush = _warm_up(call, warmup)
+    flush_bytes = flush.numel() * 4
     samples = []
     for i in range(iterations):
         prep(i)
@@ -141,11 +150,8 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    flush_bytes = l2_flush_bytes(torch.cuda.current_device())
-    flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
-    for i in range(warmup):
-        call(i)
-    torch.cuda.synchronize()
+    flush = _warm_up(call, warmup)
+    flush_bytes = flush.numel() * 4
     try:
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for i in range(iterations):
