@@ -115,8 +115,9 @@ class Runner:
             raise FibFailure(text)
         if status == "compiled":
             self.record(case, "COMPILED", "")
+            took = resp.get("build_seconds", 0)
             raise CompiledOnly(f"{case.solution.language} solution compiled OK "
-                               f"({resp.get('build_seconds', 0):.1f} s)")
+                               + (f"({took:.1f} s)" if took >= 0.05 else "(cached build)"))
         if status == "unavailable":
             pytest.skip(f"compile check not possible here: {resp['message']}")
         if status == "needs_gpu":
@@ -124,8 +125,9 @@ class Runner:
         if status == "invalid":
             raise FibFailure(f"INVALID_FILE\n{resp['message']}")
         if status == "runtime_error":
-            text = (f"RUNTIME_ERROR: {resp['message']}\n{resp.get('traceback', '')}\n"
-                    f"--- worker output ---\n{resp.get('log', '')}").strip()
+            text = (f"RUNTIME_ERROR: {resp['message']}{dps_hint(case, resp['message'])}\n"
+                    f"{resp.get('traceback', '')}\n--- worker output ---\n{resp.get('log', '')}"
+                    ).strip()
             self.record(case, "RUNTIME_ERROR", text)
             raise FibFailure(text)
         if status != "ok":
@@ -420,6 +422,20 @@ def recheck_sets(n_sets: int, warmup: int, iterations: int, limit: int = 16) -> 
         reused = [reused[int(j * step)] for j in range(limit)]
     last = (iterations - 1) % n_sets
     return sorted(set(reused) | {last})
+
+
+def dps_hint(case: Case, message: str) -> str:
+    """A solution JSON without destination_passing_style is destination-passing for
+    flashinfer-bench 0.1.2 (outputs passed as arguments); many value-returning solutions omit it."""
+    spec = case.solution.raw.get("spec", {})
+    argument_error = any(m in message for m in ("incompatible function arguments",
+                                                "positional argument", "takes", "arguments"))
+    if "destination_passing_style" in spec or not argument_error:
+        return ""
+    return ("\nHint: the solution's spec has no destination_passing_style, which flashinfer-bench "
+            "0.1.2 reads as true (outputs are passed as extra arguments); if its entry point "
+            "returns its outputs, set \"destination_passing_style\": false "
+            f"(in {case.solution.path}).")
 
 
 def diagnostic_wrapper(settings: Any) -> list[str] | None:
