@@ -23,3 +23,20 @@ def test_validation_keeps_the_definitions_argument_order() -> None:
     model = validate("definition", json.loads(json.dumps(raw)), "order.json")
     assert list(model.inputs) == ["q", "A_log", "b"]
     assert list(model.outputs) == ["z", "out"]
+
+
+def test_a_missing_destination_passing_style_gets_a_hint() -> None:
+    """Public-dataset solutions often omit destination_passing_style while returning their
+    outputs; flashinfer-bench 0.1.2 then passes outputs as arguments and the call fails with an
+    argument error, which must say how to fix the file."""
+    from types import SimpleNamespace
+
+    from pytest_fib.runner import dps_hint
+
+    error = "TypeError: run(): incompatible function arguments. The following are supported"
+    missing = SimpleNamespace(solution=SimpleNamespace(raw={"spec": {}}, path="s.json"))
+    given = SimpleNamespace(solution=SimpleNamespace(
+        raw={"spec": {"destination_passing_style": True}}, path="s.json"))
+    assert '"destination_passing_style": false' in dps_hint(missing, error)  # type: ignore[arg-type]
+    assert dps_hint(given, error) == ""  # type: ignore[arg-type]
+    assert dps_hint(missing, "RuntimeError: CUDA error") == ""  # type: ignore[arg-type]
