@@ -69,16 +69,9 @@ class Runner:
         if key in self._refs:
             self._refs.move_to_end(key)
             return self._refs[key]
-        import torch
-        from flashinfer_bench.bench.evaluators.utils import normalize_result
-        from flashinfer_bench.compile import BuilderRegistry
-
         inputs = make_inputs(definition, workload, self.device, seed, str(self.settings.dataset))
         try:
-            ref = BuilderRegistry.get_instance().build_reference(definition)
-            with torch.no_grad():
-                result = ref(*[i.clone() if isinstance(i, torch.Tensor) else i for i in inputs])
-            outputs = normalize_result(definition, result, inputs_device(inputs, self.device))
+            outputs = run_reference(definition, inputs, self.device)
         except Exception as e:
             raise FibFailure(f"REFERENCE_ERROR: the definition's reference failed on this "
                              f"workload ({case.definition.path}): {type(e).__name__}: {e}"
@@ -312,17 +305,10 @@ class Runner:
                             cycles: list[int]) -> tuple[list[Any], list[Any]]:
         """Inputs as the worker left them after the timed calls' perturbations, and the
         reference's outputs on them."""
-        import torch
-        from flashinfer_bench.bench.evaluators.utils import normalize_result
-        from flashinfer_bench.compile import BuilderRegistry
-
         inputs = make_inputs(definition, workload, self.device, seed, str(self.settings.dataset))
         for cycle in cycles:
             perturb(inputs, seed, cycle)
-        ref = BuilderRegistry.get_instance().build_reference(definition)
-        with torch.no_grad():
-            result = ref(*[i.clone() if isinstance(i, torch.Tensor) else i for i in inputs])
-        return inputs, normalize_result(definition, result, inputs_device(inputs, self.device))
+        return inputs, run_reference(definition, inputs, self.device)
 
     def timing_seeds(self, case: Case) -> list[int]:
         """Distinct input sets, rotated over the timed calls (every call distinct when they fit),
@@ -394,6 +380,19 @@ class Runner:
         rec = self.fib.results.setdefault(case.key, {"case": case})
         rec.update(timing=info, latency_ms=info["latency_ms"], samples_s=samples)
         rec.setdefault("status", "PASSED")
+
+
+def run_reference(definition: Any, inputs: list[Any], device: str) -> list[Any]:
+    """The definition's reference on copies of the inputs (it may not touch the originals the
+    verdict compares against), its result as a list of tensors in output order."""
+    import torch
+    from flashinfer_bench.bench.evaluators.utils import normalize_result
+    from flashinfer_bench.compile import BuilderRegistry
+
+    ref = BuilderRegistry.get_instance().build_reference(definition)
+    with torch.no_grad():
+        result = ref(*[i.clone() if isinstance(i, torch.Tensor) else i for i in inputs])
+    return normalize_result(definition, result, inputs_device(inputs, device))
 
 
 def inputs_device(inputs: list[Any], default: str) -> str:
