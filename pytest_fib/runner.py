@@ -103,7 +103,8 @@ class Runner:
         status = resp["status"]
         if status == "build_error":
             text = (f"COMPILE_ERROR: {case.solution.name} ({case.solution.path}) did not build:\n"
-                    f"{resp['message'].strip()}\n--- compiler errors ---\n{resp['errors']}")
+                    f"{resp['message'].strip()}\n--- compiler errors ---\n{resp['errors']}"
+                    f"{binding_hint(case)}")
             self.record(case, "COMPILE_ERROR", text)
             raise FibFailure(text)
         if status == "compiled":
@@ -421,6 +422,18 @@ def recheck_sets(n_sets: int, warmup: int, iterations: int, limit: int = 16) -> 
         reused = [reused[int(j * step)] for j in range(limit)]
     last = (iterations - 1) % n_sets
     return sorted(set(reused) | {last})
+
+
+def binding_hint(case: Case) -> str:
+    """Sources written against torch's extension API, built with the TVM-FFI default binding."""
+    spec = case.solution.raw.get("spec", {})
+    uses_torch = any("torch/extension.h" in src.get("content", "")
+                     for src in case.solution.raw.get("sources", []))
+    if spec.get("binding") in (None, "tvm-ffi") and uses_torch:
+        return ("\nHint: the sources include <torch/extension.h> but spec.binding is "
+                f"{spec.get('binding') or 'unset (tvm-ffi)'}: set \"binding\": \"torch\" in "
+                f"{case.solution.path}.")
+    return ""
 
 
 def dps_hint(case: Case, message: str) -> str:
