@@ -18,8 +18,9 @@ def safe(text: str) -> str:
 
 
 def workload_id(wl: WorkloadRec) -> str:
-    """'batch_size=7-33bf737d': the axes a human reads, then a short uuid that keeps it unique."""
-    axes = "-".join(f"{k}={v}" for k, v in sorted(wl.axes.items()))
+    """'batch_size:7-33bf737d': the axes a human reads, then a short uuid that keeps it unique.
+    (":", not "=": pytest -k accepts it, so `-k "batch_size:7-"` selects a workload.)"""
+    axes = "-".join(f"{k}:{v}" for k, v in sorted(wl.axes.items()))
     short = safe(wl.uuid)[:8]
     return f"{axes}-{short}" if axes else short
 

@@ -139,11 +139,11 @@ def fake_config(**session: object) -> types.SimpleNamespace:
 def test_add_from_report_rebuilds_the_benchmark() -> None:
     config = fake_config()
     bench.add_from_report(config, {
-        "name": "timing[n=7-w0000007]", "fullname": "kernels::scale2::ok::timing[n=7-w0000007]",
+        "name": "timing[n:7-w0000007]", "fullname": "kernels::scale2::ok::timing[n:7-w0000007]",
         "extra_info": {"solution": "ok"}, "samples_s": [0.003, 0.001, 0.002], "clock": "cpu"})
     (meta,) = config._benchmarksession.benchmarks
     as_dict = meta.as_dict()
-    assert as_dict["fullname"] == "kernels::scale2::ok::timing[n=7-w0000007]"
+    assert as_dict["fullname"] == "kernels::scale2::ok::timing[n:7-w0000007]"
     assert as_dict["extra_info"] == {"solution": "ok"}
     assert as_dict["stats"]["rounds"] == 3
     assert as_dict["stats"]["median"] == pytest.approx(0.002)

@@ -21,10 +21,10 @@ def test_benchmark_json_holds_every_timing_item_with_context(project: Project) -
     result.assert_outcomes(passed=len(helpers.NS), deselected=len(helpers.NS) + 1)
     data = json.loads((project.root / "out.json").read_text())
     by_id = {b["fullname"]: b for b in data["benchmarks"]}
-    assert sorted(by_id) == sorted(f"kernels::scale2::ok::timing[n={n}-w{n:07d}]"
+    assert sorted(by_id) == sorted(f"kernels::scale2::ok::timing[n:{n}-w{n:07d}]"
                                    for n in helpers.NS)
     for n in helpers.NS:
-        b = by_id[f"kernels::scale2::ok::timing[n={n}-w{n:07d}]"]
+        b = by_id[f"kernels::scale2::ok::timing[n:{n}-w{n:07d}]"]
         info = b["extra_info"]
         assert CONTEXT <= set(info)
         assert (info["definition"], info["axes"], info["solution"], info["language"],
@@ -54,4 +54,4 @@ def test_compare_fail_catches_a_kernel_made_slower(project: Project) -> None:
     assert result.ret != pytest.ExitCode.OK
     output = result.stdout.str() + result.stderr.str()
     assert "Performance has regressed" in output
-    assert "timing[n=7-w0000007] (0001_base) - Field 'median' has failed" in output
+    assert "timing[n:7-w0000007] (0001_base) - Field 'median' has failed" in output

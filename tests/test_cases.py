@@ -21,7 +21,7 @@ def wl(axes: dict[str, int], uid: str, inputs: dict | None = None) -> WorkloadRe
 
 def test_workload_id_reads_axes_then_short_uuid() -> None:
     got = workload_id(wl({"total_q": 33, "batch_size": 7}, "33bf737d-aaaa-bbbb"))
-    assert got == "batch_size=7-total_q=33-33bf737d"  # axes sorted by name
+    assert got == "batch_size:7-total_q:33-33bf737d"  # axes sorted by name
 
 
 def test_workload_id_without_axes_is_the_short_uuid() -> None:

@@ -54,5 +54,5 @@ def test_hang_times_out(session: helpers.Run) -> None:
 def test_items_after_a_crash_and_a_hang_pass(session: helpers.Run) -> None:
     ok = session.by_suffix("::ok::")
     assert {k: v.outcome for k, v in ok.items()} == {
-        "kernels::scale2::ok::correctness[n=1-w0000001]": "passed",
-        "kernels::scale2::ok::correctness[n=7-w0000007]": "passed"}
+        "kernels::scale2::ok::correctness[n:1-w0000001]": "passed",
+        "kernels::scale2::ok::correctness[n:7-w0000007]": "passed"}

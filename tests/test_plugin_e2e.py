@@ -11,7 +11,7 @@ import pytest
 import helpers
 from conftest import Project
 
-OK_IDS = [f"kernels::scale2::ok::{kind}[n={n}-w{n:07d}]"
+OK_IDS = [f"kernels::scale2::ok::{kind}[n:{n}-w{n:07d}]"
           for n in helpers.NS for kind in ("correctness", "timing")]
 OK_IDS.append("kernels::scale2::ok::property")
 
@@ -91,8 +91,8 @@ def test_k_selects_by_solution_and_workload(project: Project) -> None:
     project.kit("ok")
     project.kit("wrong")
     assert project.collect("-k", "wrong and w0000007") == [
-        "kernels::scale2::wrong::correctness[n=7-w0000007]",
-        "kernels::scale2::wrong::timing[n=7-w0000007]"]
+        "kernels::scale2::wrong::correctness[n:7-w0000007]",
+        "kernels::scale2::wrong::timing[n:7-w0000007]"]
 
 
 @pytest.mark.parametrize("marker, kinds", [
@@ -128,8 +128,8 @@ def test_timing_alone_times_and_rechecks_outputs(project: Project) -> None:
     project.kit("wrong")
     result = project.run("-m", "timing", "-rA")
     assert outcomes(result) == {
-        "kernels::scale2::ok::timing[n=1-w0000001]": "passed",
-        "kernels::scale2::wrong::timing[n=1-w0000001]": "failed"}
+        "kernels::scale2::ok::timing[n:1-w0000001]": "passed",
+        "kernels::scale2::wrong::timing[n:1-w0000001]": "failed"}
     result.stdout.fnmatch_lines(["*TIMED_OUTPUT_WRONG*"])
 
 
@@ -141,8 +141,8 @@ def test_last_failed_reruns_only_failures(project: Project) -> None:
     first.assert_outcomes(passed=2, failed=2, deselected=6)
     again = project.run("-m", "correctness", "--lf", "-rA")
     again.assert_outcomes(failed=2, deselected=8)
-    assert set(outcomes(again)) == {"kernels::scale2::wrong::correctness[n=1-w0000001]",
-                                    "kernels::scale2::wrong::correctness[n=7-w0000007]"}
+    assert set(outcomes(again)) == {"kernels::scale2::wrong::correctness[n:1-w0000001]",
+                                    "kernels::scale2::wrong::correctness[n:7-w0000007]"}
 
 
 # -- seeds ---------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def test_unloadable_files_become_items_and_the_rest_runs(broken_project: Project
     assert len(orphan) == 1 and got[orphan[0]] == "failed"
     badtoml = [k for k in got if "badtoml_config.toml" in k]
     assert len(badtoml) == 1 and got[badtoml[0]] == "failed"
-    assert [got[f"kernels::scale2::ok::correctness[n={n}-w{n:07d}]"] for n in helpers.NS] == [
+    assert [got[f"kernels::scale2::ok::correctness[n:{n}-w{n:07d}]"] for n in helpers.NS] == [
         "passed"] * 3
     text = result.stdout.str()
     assert "definitions/scale/broken.json:3: not valid JSON" in text

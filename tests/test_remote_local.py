@@ -167,7 +167,7 @@ def test_last_failed_round_trip(pytester, project):
     args = ("--fib-dataset=data", *FAST)
     assert run(pytester, *args, *LOCAL).ret == 1
     lastfailed = json.loads((project / ".pytest_cache" / "v" / "cache" / "lastfailed").read_text())
-    assert sorted(lastfailed) == [f"kernels::scale2::wrong::correctness[n={n}-0000000{n}]"
+    assert sorted(lastfailed) == [f"kernels::scale2::wrong::correctness[n:{n}-0000000{n}]"
                                   for n in (1, 5)]
     lf = ("--fib-dataset=data", "--lf", "--collect-only", "-q", "-p", "no:randomly")
     local, remote = run(pytester, *lf), run(pytester, *lf, *LOCAL)

@@ -35,7 +35,7 @@ def test_a_wrong_kernel_makes_the_session_fail(zoo: helpers.Run) -> None:
 def test_junit_lists_every_item(zoo: helpers.Run) -> None:
     """Per solution: a correctness and a timing item per workload, and one property item."""
     assert len(zoo.items) == len(ZOO) * (2 * len(NS) + 1)
-    assert "kernels::scale2::ok::correctness[n=33-w0000033]" in zoo.items
+    assert "kernels::scale2::ok::correctness[n:33-w0000033]" in zoo.items
 
 
 @pytest.mark.parametrize("solution", ["ok", "returns"])
@@ -85,7 +85,7 @@ _MISMATCH = re.compile(r"at \[(\d+), (\d+)\]: got (\S+), expected (\S+)")
 @pytest.mark.parametrize("n", NS)
 def test_mismatch_message_shows_the_element_and_both_values(zoo: helpers.Run, n: int) -> None:
     """The 'wrong' kernel adds 1.0 to the last element: the message must point at it."""
-    (item,) = [v for k, v in items_of(zoo, "wrong", "correctness").items() if f"n={n}-" in k]
+    (item,) = [v for k, v in items_of(zoo, "wrong", "correctness").items() if f"n:{n}-" in k]
     assert f"1 of {n * helpers.D} elements outside tolerance" in item.message
     (found,) = _MISMATCH.findall(item.message)
     row, col, got, expected = int(found[0]), int(found[1]), float(found[2]), float(found[3])
