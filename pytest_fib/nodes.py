@@ -263,6 +263,8 @@ def _runner(node: pytest.Item) -> Any:
         from .runner import Runner  # imports torch: only once the first item runs
 
         fib.runner = Runner(fib)
+        fib.runner.prestart(timing=any(getattr(i, "kind", None) == "timing"
+                                       for i in node.session.items))
     return fib.runner
 
 

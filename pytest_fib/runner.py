@@ -2,19 +2,22 @@
 
 Runs in the pytest process, which never executes solution code: the reference and the inputs the
 verdict depends on are computed here (bit-identical to the worker's, see ``inputs.py``) and the
-worker only sends back what the solution produced. Imports torch (first item only).
+worker only sends back what the solution produced (``transfer.py``), and whether it changed its
+inputs (compared in the worker, on the device, with guarded functions). Imports torch (first
+item only).
 """
 
 from __future__ import annotations
 
 import collections
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import check
+from . import check, transfer
 from .cases import Case
 from .inputs import make_inputs, perturb, timed_cycles, trial_seed
 from .models import InvalidFile, validate
@@ -42,6 +45,14 @@ class Runner:
         self._ref_times: dict[tuple[str, str], Any] = {}
         self._null: dict[tuple[Any, ...], str | None] = {}
         self._recording = True
+        self.transfer = "ipc"  # outputs by CUDA IPC on a GPU (transfer.py); "host" after a failure
+
+    def prestart(self, timing: bool) -> None:
+        """Start the workers the session will need, without waiting: the reference timer's
+        start-up (torch, a CUDA context, CUPTI) then overlaps the first items' builds."""
+        self.pool.start()
+        if timing:
+            self.ref_pool.start()
 
     def close(self) -> None:
         self.pool.close()
@@ -88,7 +99,9 @@ class Runner:
             "where": {"definition": case.definition.path,
                       "workload": f"{case.workload.path}:{case.workload.line}",
                       "solution": case.solution.path},
-            "device": self.device, "needs_gpu": case.solution.needs_gpu, "seeds": seeds, **extra,
+            "device": self.device, "needs_gpu": case.solution.needs_gpu, "seeds": seeds,
+            # A one-shot worker (sanitizer, ncu) exits after answering: nothing it shared survives.
+            "transfer": "host" if self.pool.wrapper else self.transfer, **extra,
         }
 
     def call(self, request: dict[str, Any], case: Case) -> dict[str, Any]:
@@ -127,6 +140,26 @@ class Runner:
         if status != "ok":
             raise FibFailure(f"pytest-fib worker error (a bug in pytest-fib, please report): "
                              f"{resp.get('message')}\n{resp.get('traceback', '')}")
+        return self.received(request, resp, case)
+
+    def received(self, request: dict[str, Any], resp: dict[str, Any],
+                 case: Case) -> dict[str, Any]:
+        """The response with this process's own copies of the outputs the worker shared by CUDA
+        IPC. Should mapping them fail here, the request runs again with host copies, and so does
+        every later one (slower, never wrong). A tampered worker's answer is void and its process
+        gone: nothing to copy."""
+        if resp.get("tampered"):
+            return resp
+        try:
+            for part in [*resp.get("trials", []), *resp.get("checked", {}).values()]:
+                part["outputs"] = [transfer.unpack(o) for o in part["outputs"]]
+        except Exception as e:  # noqa: BLE001 -- any failure to map: fall back, say so once
+            if request.get("transfer") == "host":
+                raise
+            self.transfer = "host"
+            sys.stderr.write(f"pytest-fib: CUDA IPC from the worker failed ({type(e).__name__}: "
+                             f"{e}); outputs now travel through host memory\n")
+            return self.call({**request, "transfer": "host"}, case)
         return resp
 
     def diagnose(self, case: Case, report: str) -> None:
@@ -179,15 +212,19 @@ class Runner:
             self.reference(case, definition, workload, seeds[0])
             pytest.skip(f"{e}; the reference ran on these inputs; running the solution needs a "
                         "CUDA GPU")
+        if resp.get("tampered"):
+            self.record(case, "RUNTIME_ERROR", "harness tampering")
+            raise FibFailure("HARNESS_TAMPERED: the solution replaced functions the harness checks "
+                             f"its inputs and outputs with: {', '.join(resp['tampered'])}. The "
+                             "verdict is void.")
         names = list(case.definition.raw["outputs"])
-        input_names = list(case.definition.raw["inputs"])
         worst = check.Verdict("PASSED")
         for t, (seed, trial) in enumerate(zip(seeds, resp["trials"])):
-            inputs, refs = self.reference(case, definition, workload, seed)
-            mutated = check.mutated_inputs(input_names, inputs, trial["inputs"])
-            if mutated:
-                self.record(case, "INCORRECT_NUMERICAL", mutated)
-                raise FibFailure(f"INPUT_MUTATED (trial {t + 1} of {len(seeds)}): {mutated}")
+            _, refs = self.reference(case, definition, workload, seed)
+            if trial["mutated"]:
+                self.record(case, "INCORRECT_NUMERICAL", trial["mutated"])
+                raise FibFailure(f"INPUT_MUTATED (trial {t + 1} of {len(seeds)}): "
+                                 f"{trial['mutated']}")
             verdict = check.compare_outputs(names, trial["outputs"], refs, tol.atol, tol.rtol,
                                             required)
             if not verdict.passed:
@@ -271,11 +308,10 @@ class Runner:
         names = list(case.definition.raw["outputs"])
         for k, produced in resp["checked"].items():
             cycles = timed_cycles(k, len(seeds), self.settings.iterations)
-            inputs, refs = self.perturbed_reference(definition, workload, seeds[k], cycles)
+            refs = self.perturbed_reference(definition, workload, seeds[k], cycles)
             verdict = check.compare_outputs(names, produced["outputs"], refs, tol.atol, tol.rtol,
                                             required)
-            mutated = check.mutated_inputs(list(case.definition.raw["inputs"]), inputs,
-                                           produced["inputs"])
+            mutated = produced["mutated"]
             if not verdict.passed or mutated:
                 self.record(case, "INCORRECT_NUMERICAL", verdict.message or str(mutated))
                 raise FibFailure(
@@ -303,13 +339,13 @@ class Runner:
         bench.feed(benchmark, m.samples_s, m.clock, info)
 
     def perturbed_reference(self, definition: Any, workload: Any, seed: int,
-                            cycles: list[int]) -> tuple[list[Any], list[Any]]:
-        """Inputs as the worker left them after the timed calls' perturbations, and the
-        reference's outputs on them."""
+                            cycles: list[int]) -> list[Any]:
+        """The reference's outputs on the inputs as the worker left them after the timed calls'
+        perturbations."""
         inputs = make_inputs(definition, workload, self.device, seed, str(self.settings.dataset))
         for cycle in cycles:
             perturb(inputs, seed, cycle)
-        return inputs, run_reference(definition, inputs, self.device)
+        return run_reference(definition, inputs, self.device)
 
     def timing_seeds(self, case: Case) -> list[int]:
         """Distinct input sets, rotated over the timed calls (every call distinct when they fit),

@@ -22,7 +22,9 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
+from . import check
 from .build import Builder, BuildFailure, CheckUnavailable, compiler_errors
+from .transfer import Outbox
 
 # Text of errors after which the CUDA context is unusable: answer, then exit to be replaced.
 FATAL_MARKERS = ("illegal memory access", "CUDA error", "device-side assert", "unspecified launch",
@@ -39,17 +41,6 @@ def _watch_parent(parent: int) -> None:
         if os.getppid() != parent:
             os._exit(70)
         time.sleep(1.0)
-
-
-def _to_host(value: Any) -> Any:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        # A contiguous host copy: a view would otherwise pickle its whole storage.
-        return value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
-    if isinstance(value, (int, float, bool, type(None))):
-        return value
-    return repr(value)
 
 
 def _sync(device: str) -> None:
@@ -132,20 +123,35 @@ class _Timed:
         self.last.pop(k, None)
         perturb(self.sets[k], self.seeds[k], i // len(self.sets) + 1)
 
-    def checked(self, recheck: list[int]) -> dict[int, Any]:
+    def checked(self, recheck: list[int], iterations: int, pristine: Callable[[int], list[Any]],
+                names: list[str], outbox: Outbox) -> dict[int, Any]:
+        """For each re-checked set: the outputs of its last timed call (judged by the
+        controller), and whether the solution changed the set's inputs beyond the harness's own
+        perturbations (compared here, on the device, with a regenerated and perturbed copy)."""
+        from .check import mutated_inputs
+        from .inputs import perturb, timed_cycles
+
         out = {}
         for k in recheck:
             produced = self.outs[k] if self.dps else _as_list(self.last.get(k))
-            out[k] = {"outputs": [_to_host(o) for o in produced],
-                      "inputs": [_to_host(i) for i in self.sets[k]]}
+            expected = pristine(self.seeds[k])
+            for cycle in timed_cycles(k, len(self.sets), iterations):
+                perturb(expected, self.seeds[k], cycle)
+            out[k] = {"outputs": [outbox.pack(o) for o in produced],
+                      "mutated": mutated_inputs(names, expected, self.sets[k])}
         return out
 
 
 class TimerGuard:
-    """The timing functions as they were before any solution code was imported: a solution that
-    replaces one (to report a faster time) is caught by identity, after each timed run."""
+    """The timing functions, and the harness functions this process judges with, as they were
+    before any solution code was imported: a solution that replaces one (to report a faster time,
+    or to hide that it mutates its inputs) is caught by identity of the function and of its code,
+    after each timed run (all of them) and each correctness run (the harness ones)."""
 
-    NAMES = ("time.perf_counter", "time.perf_counter_ns", "time.monotonic",
+    HARNESS = ("pytest_fib.check.mutated_inputs", "pytest_fib.transfer.Outbox.pack",
+               "pytest_fib.inputs.make_inputs", "pytest_fib.inputs.perturb",
+               "torch.equal")
+    NAMES = HARNESS + ("time.perf_counter", "time.perf_counter_ns", "time.monotonic",
              "torch.cuda.synchronize", "torch.cuda.Event", "torch.cuda._sleep",
              "torch.cuda.Event.record", "torch.cuda.Event.elapsed_time",
              "torch.autograd.profiler_util.FunctionEvent", "torch.autograd.profiler_util.EventList",
@@ -154,7 +160,12 @@ class TimerGuard:
              "pytest_fib.timing.spans_between_markers", "pytest_fib.timing._device_activities")
 
     def __init__(self) -> None:
-        self.saved = {name: self._resolve(name) for name in self.NAMES}
+        self.saved = {name: self._identity(name) for name in self.NAMES}
+
+    @classmethod
+    def _identity(cls, name: str) -> tuple[Any, Any]:
+        obj = cls._resolve(name)
+        return obj, getattr(obj, "__code__", None)
 
     @staticmethod
     def _resolve(name: str) -> Any:
@@ -175,14 +186,16 @@ class TimerGuard:
             return obj
         return None
 
-    def changed(self) -> list[str]:
-        return [n for n, obj in self.saved.items() if self._resolve(n) is not obj]
+    def changed(self, names: tuple[str, ...] | None = None) -> list[str]:
+        return [n for n in (names or self.NAMES)
+                if any(a is not b for a, b in zip(self._identity(n), self.saved[n]))]
 
 
 class Worker:
     def __init__(self) -> None:
         self.timers = TimerGuard()  # before any solution is built or imported
         self.builder = Builder()
+        self.outbox = Outbox(ipc=True)
 
     def build(self, req: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any] | None]:
         definition, workload, solution = _load(req)
@@ -210,10 +223,12 @@ class Worker:
         if early is not None:
             return early
         device = req["device"]
+        names = list(definition.inputs)
         trials = []
         alive = []  # earlier trials' inputs stay allocated: every trial gets new addresses
         for seed in req["seeds"]:
             inputs = make_inputs(definition, workload, device, seed, req["root"])
+            before = [v.clone() if hasattr(v, "clone") else v for v in inputs]
             alive.append(inputs)
             try:
                 outs = call_solution(runnable, definition, inputs, device)
@@ -221,9 +236,13 @@ class Worker:
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 return _error(e, device)
-            trials.append({"outputs": [_to_host(o) for o in outs],
-                           "inputs": [_to_host(i) for i in inputs]})
-        return {"status": "ok", "trials": trials}
+            # Inputs are compared here, on the device, with their pre-call copy: shipping them
+            # to the controller cost as much as the outputs; the functions used are guarded.
+            trials.append({"outputs": [self.outbox.pack(o) for o in outs],
+                           "mutated": check.mutated_inputs(names, before, inputs)})
+        tampered = self.timers.changed(TimerGuard.HARNESS)
+        # A tampered process judges no other solution: it exits after answering and is replaced.
+        return {"status": "ok", "trials": trials, "tampered": tampered, "fatal": bool(tampered)}
 
     def op_timing(self, req: dict[str, Any]) -> dict[str, Any]:
         """Time the solution over rotating input sets (interleaved with a baseline solution when
@@ -261,9 +280,12 @@ class Worker:
         parts = timing.split_interleaved(m.samples_s, len(timed))
         m.samples_s = parts[0]
         m.notes += notes
+        pristine = lambda seed: make_inputs(definition, workload, device, seed, req["root"])  # noqa: E731
         resp: dict[str, Any] = {"status": "ok", "measurement": m.to_json(),
-                                "checked": mine.checked(req["recheck"]),
+                                "checked": mine.checked(req["recheck"], req["iterations"], pristine,
+                                                        list(definition.inputs), self.outbox),
                                 "tampered": self.timers.changed()}
+        resp["fatal"] = bool(resp["tampered"])
         if len(timed) > 1:
             resp["baseline_samples_s"] = parts[1]
         return resp
@@ -307,6 +329,8 @@ class Worker:
                                                                          None)
         if op is None:
             return {"status": "worker_error", "message": f"unknown op {req['op']!r}"}
+        self.outbox.release()  # the controller has copied what the last answer shared
+        self.outbox.ipc = req.get("transfer", "ipc") == "ipc"
         try:
             return op(req)
         except Exception as e:  # the harness's own bug or invalid input files: report, go on
@@ -336,7 +360,18 @@ def serve(conn: Connection) -> None:
 def main(argv: list[str]) -> None:
     fd = int(argv[1])
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    serve(Connection(fd))
+    profile_dir = os.environ.get("PYTEST_FIB_PROFILE_WORKERS")
+    if not profile_dir:
+        serve(Connection(fd))
+        return
+    # Where a session's time goes on a GPU (tools/gpu/): cProfile stats per worker, at exit.
+    import cProfile
+
+    prof = cProfile.Profile()
+    try:
+        prof.runcall(serve, Connection(fd))
+    finally:
+        prof.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import helpers
 
 SEED = 1234
-ZOO = ("ok", "returns", "wrong", "mutate", "raise", "nowrite", "nan")
+ZOO = ("ok", "returns", "wrong", "mutate", "hide", "raise", "nowrite", "nan")
 NS = helpers.NS
 
 
@@ -48,6 +48,7 @@ def test_correct_kernels_pass_every_item(zoo: helpers.Run, solution: str) -> Non
 @pytest.mark.parametrize("solution, status, detail", [
     ("wrong", "INCORRECT_NUMERICAL", "1 of"),
     ("mutate", "INPUT_MUTATED", "x (1 of"),
+    ("hide", "HARNESS_TAMPERED", "pytest_fib.check.mutated_inputs"),
     ("raise", "RUNTIME_ERROR", "ValueError: kaboom from the kernel"),
     ("nowrite", "INCORRECT_NUMERICAL", "poison written before the call was left there"),
     ("nan", "INCORRECT_NUMERICAL", "NaN element(s) where the reference is not NaN"),
@@ -63,7 +64,7 @@ def test_failing_kernels_name_the_check(zoo: helpers.Run, solution: str, status:
 
 
 
-@pytest.mark.parametrize("solution", ["wrong", "mutate", "raise", "nowrite", "nan"])
+@pytest.mark.parametrize("solution", ["wrong", "mutate", "hide", "raise", "nowrite", "nan"])
 def test_a_kernel_that_failed_correctness_is_not_timed(zoo: helpers.Run, solution: str) -> None:
     timing = items_of(zoo, solution, "timing")
     assert len(timing) == len(NS)
@@ -71,7 +72,7 @@ def test_a_kernel_that_failed_correctness_is_not_timed(zoo: helpers.Run, solutio
         assert item.outcome == "skipped" and "not timed" in item.message
 
 
-@pytest.mark.parametrize("solution", ["wrong", "mutate", "raise", "nowrite", "nan"])
+@pytest.mark.parametrize("solution", ["wrong", "mutate", "hide", "raise", "nowrite", "nan"])
 def test_a_kernel_that_failed_correctness_is_not_property_tested(zoo: helpers.Run,
                                                                  solution: str) -> None:
     prop = zoo.items[f"kernels::scale2::{solution}::property"]

@@ -1,6 +1,8 @@
 """Wall time of flashinfer-bench 0.1.2's own Benchmark over the given definitions of a dataset
 folder (its solutions/ holds our kernels, packed with --fib-pack), for the session-time comparison
-in docs/timing.md. Usage: python fib_bench_baseline.py DATASET DEF [DEF ...]"""
+in docs/timing.md. Prints the wall time and every trace's status and latency, so the comparison
+is only made when it ran what we ran. Usage: python fib_bench_baseline.py DATASET DEF [DEF ...]"""
+import collections
 import sys
 import time
 
@@ -15,5 +17,10 @@ if __name__ == "__main__":  # flashinfer-bench's runner spawns processes: keep t
     result = bench.run_all(dump_traces=False)
     bench.close()
     wall = time.perf_counter() - start
-    n = sum(len(v) for v in result.traces.values()) if hasattr(result, "traces") else -1
-    print(f"FIB_BENCH_WALL_S={wall:.1f} traces={n}")
+    traces = [t for v in result.traces.values() for t in v if t.evaluation]
+    for t in traces:
+        ev = t.evaluation
+        lat = ev.performance.latency_ms * 1e3 if ev.performance else float("nan")
+        print(f"{t.definition} {t.solution} {t.workload.axes} {ev.status.value} {lat:.2f}us")
+    print(collections.Counter(t.evaluation.status.value for t in traces))
+    print(f"FIB_BENCH_WALL_S={wall:.1f} traces={len(traces)}")

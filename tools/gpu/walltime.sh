@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Issue #3: wall time of a pytest-fib session against flashinfer-bench 0.1.2's Benchmark over the
+# same solutions (the shipped rmsnorm_h4096 and fused_add_rmsnorm_h4096 kernels, packed with
+# --fib-pack), the same workloads and iteration counts (warm-up 10, 50 timed, 3 trials). Both
+# start cold: fresh FIB_CACHE_PATH and TRITON_CACHE_DIR, so both compile the CUDA and Triton
+# kernels. Then a warm pytest-fib session under cProfile (controller and workers) shows where the
+# time goes; then flashinfer-bench again, warm. Results in $OUT/walltime.tar.gz. Carry .whl.
+set -uo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+R=/tmp/walltime; mkdir -p $R/prof
+P="python3 -m pytest -p pytest_fib.plugin -p no:cacheprovider -p no:randomly"
+SEL=(-k rmsnorm_h4096 -m "correctness or timing" --fib-warmup=10 --fib-iterations=50 --fib-trials=3 --fib-seed=3)
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > $R/gpu.txt
+walled() { local n=$1 t0=$EPOCHREALTIME; shift; "$@"; echo "$n=$(python3 -c "print(round($EPOCHREALTIME - $t0, 1))")"; }
+pack() { tar -czf $OUT/walltime.tar.gz -C /tmp walltime; }  # after each part: a cut call keeps the rest
+rm -rf /tmp/fibds && mkdir -p /tmp/fibds && cp -r pytest_fib/data/default/* /tmp/fibds/
+
+echo "== pytest-fib, cold caches"
+FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours walled FIB_PYTEST_WALL_S \
+  timeout 150 $P "${SEL[@]}" --fib-pack=/tmp/fibds/solutions/pytest-fib --durations=60 -q \
+  --benchmark-json=$R/ours.json > $R/ours.log 2>&1
+tail -2 $R/ours.log; pack
+
+echo "== flashinfer-bench Benchmark, cold caches"
+(cd /tmp && FIB_CACHE_PATH=/tmp/c_fib TRITON_CACHE_DIR=/tmp/t_fib walled FIB_BENCH_WALL_S \
+  timeout 120 python3 $OLDPWD/tools/gpu/fib_bench_baseline.py /tmp/fibds rmsnorm_h4096 fused_add_rmsnorm_h4096 \
+  > $R/fib.log 2>&1); tail -4 $R/fib.log; pack
+
+echo "== pytest-fib, warm caches"
+FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours walled FIB_PYTEST_WARM_WALL_S \
+  timeout 120 $P "${SEL[@]}" --durations=60 -q > $R/warm.log 2>&1
+tail -2 $R/warm.log; pack
+
+echo "== flashinfer-bench Benchmark, warm caches"
+(cd /tmp && FIB_CACHE_PATH=/tmp/c_fib TRITON_CACHE_DIR=/tmp/t_fib walled FIB_BENCH_WARM_WALL_S \
+  timeout 90 python3 $OLDPWD/tools/gpu/fib_bench_baseline.py /tmp/fibds rmsnorm_h4096 fused_add_rmsnorm_h4096 \
+  > $R/fib_warm.log 2>&1); tail -2 $R/fib_warm.log; pack
+
+echo "== pytest-fib, warm caches, profiled"
+FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours PYTEST_FIB_PROFILE_WORKERS=$R/prof \
+  walled FIB_PYTEST_WARM_PROFILED_WALL_S timeout 110 python3 -m cProfile -o $R/prof/controller.prof \
+  -m pytest -p pytest_fib.plugin -p no:cacheprovider -p no:randomly "${SEL[@]}" --durations=60 -q > $R/warm_prof.log 2>&1
+tail -2 $R/warm_prof.log; pack
