@@ -156,12 +156,21 @@ class WorkerProcess:
         self.conn.close()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.conn.close()  # the worker exits on EOF
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.shutdown()
+        self.join()
+
+    def shutdown(self) -> None:
+        """Ask the worker to exit (EOF on its socket) without waiting for it."""
+        if self.proc.poll() is None and not self.conn.closed:
+            self.conn.close()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for an exit asked for with ``shutdown`` (CUDA and CUPTI teardown take seconds);
+        kill the worker if it does not."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
 class Pool:
@@ -217,6 +226,14 @@ class Pool:
         return resp
 
     def close(self) -> None:
+        self.shutdown()
+        self.join()
+
+    def shutdown(self) -> None:
         if self.worker is not None:
-            self.worker.close()
+            self.worker.shutdown()
+
+    def join(self) -> None:
+        if self.worker is not None:
+            self.worker.join()
             self.worker = None

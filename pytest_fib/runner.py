@@ -55,8 +55,10 @@ class Runner:
             self.ref_pool.start()
 
     def close(self) -> None:
-        self.pool.close()
-        self.ref_pool.close()
+        for pool in (self.pool, self.ref_pool):  # both exit at once: their teardowns overlap
+            pool.shutdown()
+        for pool in (self.pool, self.ref_pool):
+            pool.join()
 
     # -- shared pieces -------------------------------------------------------------------------
 

@@ -2,8 +2,7 @@
 # Issue #5 on the GPU: every self-test exploit caught by its intended check, the GPU-only ones
 # (side stream) included. Log in $OUT/selftest.log. Carry .whl.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+source tools/gpu/env.sh
 timeout 240 python3 -m pytest -p pytest_fib.plugin -p no:cacheprovider -p no:randomly --fib-selftest \
   -q -rA > $OUT/selftest.log 2>&1
 echo "rc=$?" >> $OUT/selftest.log

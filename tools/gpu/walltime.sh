@@ -3,11 +3,11 @@
 # same solutions (the shipped rmsnorm_h4096 and fused_add_rmsnorm_h4096 kernels, packed with
 # --fib-pack), the same workloads and iteration counts (warm-up 10, 50 timed, 3 trials). Both
 # start cold: fresh FIB_CACHE_PATH and TRITON_CACHE_DIR, so both compile the CUDA and Triton
-# kernels. Then a warm pytest-fib session under cProfile (controller and workers) shows where the
-# time goes; then flashinfer-bench again, warm. Results in $OUT/walltime.tar.gz. Carry .whl.
+# kernels. Then both again with warm caches, and a warm pytest-fib session under cProfile
+# (controller and workers) to show where the time goes. Python bytecode is compiled up front for
+# both (tools/gpu/env.sh). Results in $OUT/walltime.tar.gz. Carry .whl.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+source tools/gpu/env.sh
 R=/tmp/walltime; mkdir -p $R/prof
 P="python3 -m pytest -p pytest_fib.plugin -p no:cacheprovider -p no:randomly"
 SEL=(-k rmsnorm_h4096 -m "correctness or timing" --fib-warmup=10 --fib-iterations=50 --fib-trials=3 --fib-seed=3)
