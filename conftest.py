@@ -14,14 +14,16 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 HERE = Path(__file__).parent
 
 # CI machines are slow and shared: no per-example deadline, fewer examples, same seed each run.
-settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
+# (Imported only there: hypothesis costs most of a second at start-up.)
 if os.environ.get("CI"):
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True,
+                              suppress_health_check=[HealthCheck.too_slow])
     settings.load_profile("ci")
 
 

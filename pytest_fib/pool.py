@@ -27,8 +27,13 @@ class WorkerLost(Exception):
     """The worker died or hung: the message says how, with the end of its output."""
 
 
-def worker_env(device: str) -> dict[str, str]:
+def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
+               ) -> dict[str, str]:
     env = dict(os.environ)
+    if wrapped:
+        env["PYTEST_FIB_WRAPPED"] = "1"  # the worker then exits normally: the tool reports at exit
+    if warm_profiler and device.startswith("cuda"):
+        env["PYTEST_FIB_WARM_PROFILER"] = "1"  # worker.warm_profiler(), during start-up
     if device == "cpu":
         env["TRITON_INTERPRET"] = "1"  # must be set before any kernel is decorated
         env.setdefault("TVM_FFI_CUDA_ARCH_LIST", "9.0")  # compile for Hopper; nothing runs
@@ -60,7 +65,8 @@ def _signal_name(code: int) -> str:
 
 
 class WorkerProcess:
-    def __init__(self, device: str, log_dir: Path, wrapper: list[str] | None = None) -> None:
+    def __init__(self, device: str, log_dir: Path, wrapper: list[str] | None = None,
+                 warm_profiler: bool = False) -> None:
         self.device = device
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         parent, child = socket.socketpair()
@@ -68,7 +74,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [*(wrapper or []), sys.executable, "-m", "pytest_fib.worker", str(child.fileno())],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=worker_env(device),
+                stderr=subprocess.STDOUT, env=worker_env(device, warm_profiler, bool(wrapper)),
                 # Own session: Ctrl-C reaches pytest, which then stops the worker itself.
                 start_new_session=True)
         child.close()
@@ -117,7 +123,13 @@ class WorkerProcess:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                tail = self.log_tail(start_log, 400)
                 self.kill()
+                if "Fatal Python error" in tail:  # crashed; a native handler was still printing
+                    raise WorkerLost(f"the worker process crashed (a crash in solution code) and "
+                                     f"was still writing its crash report at the {timeout:g} s "
+                                     f"limit; it was killed and replaced. Its last output:\n"
+                                     f"{crash_excerpt(tail)}")
                 raise WorkerLost(f"timed out after {timeout:g} s (--fib-timeout); the worker was "
                                  f"killed and replaced. Its last output:\n{self.log_tail(start_log)}")
             try:
@@ -186,11 +198,13 @@ class Pool:
         self.wrapper = wrapper
         self.worker: WorkerProcess | None = None
         self.started = 0
+        self.warm_profiler = False  # set when the session times on a GPU (Runner.prestart)
 
     def start(self) -> None:
         """Start the worker now, without waiting for it: its imports overlap the caller's work."""
         if self.worker is None or not self.worker.alive:
-            self.worker = WorkerProcess(self.device, self.log_dir, self.wrapper)
+            self.worker = WorkerProcess(self.device, self.log_dir, self.wrapper,
+                                        self.warm_profiler)
             self.started += 1
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:

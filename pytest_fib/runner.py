@@ -48,10 +48,12 @@ class Runner:
         self.transfer = "ipc"  # outputs by CUDA IPC on a GPU (transfer.py); "host" after a failure
 
     def prestart(self, timing: bool) -> None:
-        """Start the workers the session will need, without waiting: the reference timer's
-        start-up (torch, a CUDA context, CUPTI) then overlaps the first items' builds."""
+        """Start the workers the session will need, without waiting: on a GPU the reference
+        timer's start-up (torch, a CUDA context, CUPTI) then overlaps the first items' builds."""
+        for pool in (self.pool, self.ref_pool):
+            pool.warm_profiler = timing
         self.pool.start()
-        if timing:
+        if timing and self.device == "cuda":  # on a CPU its imports would skew host-clock times
             self.ref_pool.start()
 
     def close(self) -> None:
@@ -232,8 +234,9 @@ class Runner:
             if not verdict.passed:
                 self.record(case, verdict.status, verdict.message, max_abs=verdict.max_abs,
                             max_rel=verdict.max_rel)
+                hint = returned_hint(case) if trial.get("returned") else ""
                 raise FibFailure(f"{verdict.status} (trial {t + 1} of {len(seeds)}, "
-                                 f"--fib-seed={self.settings.seed}):\n{verdict.message}")
+                                 f"--fib-seed={self.settings.seed}):\n{verdict.message}{hint}")
             worst = check.Verdict("PASSED", max_abs=max(worst.max_abs, verdict.max_abs),
                                   max_rel=max(worst.max_rel, verdict.max_rel),
                                   matched_ratio=min(worst.matched_ratio, verdict.matched_ratio))
@@ -486,6 +489,18 @@ def dps_hint(case: Case, message: str) -> str:
             "0.1.2 reads as true (outputs are passed as extra arguments); if its entry point "
             "returns its outputs, set \"destination_passing_style\": false "
             f"(in {case.solution.path}).")
+
+
+def returned_hint(case: Case) -> str:
+    """A destination-passing call that returned a tensor: the solution most likely computes into
+    a new tensor and never writes the outputs it was given."""
+    spec = case.solution.raw.get("spec", {})
+    how = ("has no destination_passing_style, which flashinfer-bench 0.1.2 reads as true"
+           if "destination_passing_style" not in spec else "sets destination_passing_style")
+    return ("\nHint: the solution was called destination-passing style (outputs as extra "
+            "arguments) and returned a tensor: does its entry point return its result instead "
+            f"of writing the outputs? Its spec {how}; if so, set \"destination_passing_style\": "
+            f"false (in {case.solution.path}).")
 
 
 def diagnostic_wrapper(settings: Any) -> list[str] | None:

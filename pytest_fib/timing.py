@@ -171,7 +171,8 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
     samples, streams = split
     m = Measurement(samples, "cuda-cupti", warmup, flush_bytes)
     if streams > 1:
-        m.notes.append(f"SIDE_STREAM: work ran on {streams} streams; all of it is counted")
+        m.notes.append(f"SIDE_STREAM: work ran on {streams - 1} stream(s) besides the caller's; "
+                       "all of it is counted")
     return m
 
 
@@ -181,8 +182,9 @@ def spans_between_markers(acts: list[tuple[float, float, str, int]],
     everything that starts after an opening marker ends and before its closing marker starts (the
     closing marker is launched after a device-wide synchronize, so side-stream work of the call is
     inside; the flush and the harness's own preparation lie outside). Returns the busy times in
-    seconds and the most streams one iteration used; None when the trace does not hold 2 markers
-    per iteration."""
+    seconds and the most streams one iteration involved, the calling stream (the markers') always
+    counted: work moved entirely to a side stream shows as 2. None when the trace does not hold
+    2 markers per iteration."""
     markers = [a for a in acts if "spin" in a[2].lower()]
     if len(markers) != 2 * iterations:
         return None
@@ -192,7 +194,7 @@ def spans_between_markers(acts: list[tuple[float, float, str, int]],
         opened, closed = markers[2 * n][1], markers[2 * n + 1][0]
         work = [a for a in acts if opened <= a[0] < closed and "spin" not in a[2].lower()]
         samples.append(busy_time(work) / 1e6)
-        streams = max(streams, len({a[3] for a in work}))
+        streams = max(streams, len({a[3] for a in work} | {markers[2 * n][3]}))
     return samples, streams
 
 

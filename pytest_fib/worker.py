@@ -29,6 +29,8 @@ from .transfer import Outbox
 # Text of errors after which the CUDA context is unusable: answer, then exit to be replaced.
 FATAL_MARKERS = ("illegal memory access", "CUDA error", "device-side assert", "unspecified launch",
                  "misaligned address", "an illegal instruction", "CUBLAS_STATUS", "cudaError")
+WARM_PROFILER = "PYTEST_FIB_WARM_PROFILER"  # set by the controller: see warm_profiler()
+WRAPPED = "PYTEST_FIB_WRAPPED"  # set by the controller when a tool (sanitizer, ncu) wraps us
 NO_GPU_MARKERS = ("Torch not compiled with CUDA", "Found no NVIDIA driver", "No CUDA GPUs",
                   "CUDA driver initialization failed", "no CUDA-capable device",
                   "Cannot find a working triton installation", "0 active drivers",
@@ -56,20 +58,24 @@ def _as_list(result: Any) -> list[Any]:
     return [result]
 
 
-def call_solution(runnable: Any, definition: Any, inputs: list[Any], device: str) -> list[Any]:
-    """One call in the solution's own style; returns the outputs in definition order."""
+def call_solution(runnable: Any, definition: Any, inputs: list[Any],
+                  device: str) -> tuple[list[Any], bool]:
+    """One call in the solution's own style: the outputs in definition order, and whether a
+    destination-passing call returned a tensor anyway (it then likely ignored its outputs)."""
     import torch
 
     from .inputs import poisoned_outputs
 
+    returned = False
     with torch.no_grad():
         if runnable.metadata.destination_passing_style:
             outs = poisoned_outputs(definition, inputs, device)
-            runnable(*inputs, *outs)
+            ret = runnable(*inputs, *outs)
+            returned = any(isinstance(r, torch.Tensor) for r in _as_list(ret))
         else:
             outs = _as_list(runnable(*inputs))
     _sync(device)
-    return outs
+    return outs, returned
 
 
 def _error(e: BaseException, device: str) -> dict[str, Any]:
@@ -231,7 +237,7 @@ class Worker:
             before = [v.clone() if hasattr(v, "clone") else v for v in inputs]
             alive.append(inputs)
             try:
-                outs = call_solution(runnable, definition, inputs, device)
+                outs, returned = call_solution(runnable, definition, inputs, device)
             except BaseException as e:  # noqa: BLE001 -- any failure of solution code is a verdict
                 if isinstance(e, KeyboardInterrupt):
                     raise
@@ -239,7 +245,8 @@ class Worker:
             # Inputs are compared here, on the device, with their pre-call copy: shipping them
             # to the controller cost as much as the outputs; the functions used are guarded.
             trials.append({"outputs": [self.outbox.pack(o) for o in outs],
-                           "mutated": check.mutated_inputs(names, before, inputs)})
+                           "mutated": check.mutated_inputs(names, before, inputs),
+                           "returned": returned})
         tampered = self.timers.changed(TimerGuard.HARNESS)
         # A tampered process judges no other solution: it exits after answering and is replaced.
         return {"status": "ok", "trials": trials, "tampered": tampered, "fatal": bool(tampered)}
@@ -342,8 +349,24 @@ class Worker:
                     "traceback": traceback.format_exc()[-6000:]}
 
 
+def warm_profiler() -> None:
+    """CUPTI's first start in a process takes seconds: pay it during start-up, not in the first
+    timed item (the controller asks for this when the session times on a GPU)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    if not torch.cuda.is_available():
+        return
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        torch.cuda._sleep(10)  # type: ignore[attr-defined]
+        torch.cuda.synchronize()
+    prof.events()
+
+
 def serve(conn: Connection) -> None:
     worker = Worker()  # imports torch: seconds, which must not count against an item's timeout
+    if os.environ.get(WARM_PROFILER):
+        warm_profiler()
     conn.send_bytes(pickle.dumps({"ready": os.getpid()}))
     while True:
         try:
@@ -363,15 +386,21 @@ def main(argv: list[str]) -> None:
     profile_dir = os.environ.get("PYTEST_FIB_PROFILE_WORKERS")
     if not profile_dir:
         serve(Connection(fd))
-        return
-    # Where a session's time goes on a GPU (tools/gpu/): cProfile stats per worker, at exit.
-    import cProfile
+    else:  # where a session's time goes on a GPU (tools/gpu/): cProfile stats per worker
+        import cProfile
 
-    prof = cProfile.Profile()
-    try:
-        prof.runcall(serve, Connection(fd))
-    finally:
-        prof.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
+        prof = cProfile.Profile()
+        try:
+            prof.runcall(serve, Connection(fd))
+        finally:
+            prof.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
+    if os.environ.get(WRAPPED):
+        return  # under compute-sanitizer or ncu: a normal exit, their report comes at its end
+    # Told to stop: skip interpreter finalization and CUDA/CUPTI teardown (seconds, measured at
+    # session end); the driver releases the process's GPU resources either way.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

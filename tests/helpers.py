@@ -84,6 +84,8 @@ KERNELS = {
     "nowrite": "def run(x, y):\n    pass\n",
     "nan": "def run(x, y):\n    y.fill_(float('nan'))\n",
     "slow": "import time\n\ndef run(x, y):\n    time.sleep(0.02)\n    y.copy_(x * 2)\n",
+    # called destination-passing style, but returns a new tensor and leaves y alone
+    "ignores": "def run(x, *outputs):\n    return x * 2\n",
     # destination_passing_style = false: returns its output
     "returns": "def run(x):\n    return x * 2\n",
 }

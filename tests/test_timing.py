@@ -54,6 +54,13 @@ def test_side_stream_overlap_counts_once_and_is_reported() -> None:
     assert streams == 2
 
 
+def test_work_moved_entirely_to_a_side_stream_is_reported() -> None:
+    """The calling stream (the markers') sees nothing; the side stream's work is timed."""
+    samples, streams = spans_between_markers(trace([(0.0, 15.0, "side", 9)]), 1)
+    assert samples == pytest.approx([15e-6])
+    assert streams == 2
+
+
 @pytest.mark.parametrize("work, busy", [
     ([], 0.0),
     ([(0.0, 10.0), (2.0, 3.0)], 10.0),  # contained

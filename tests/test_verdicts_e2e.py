@@ -11,7 +11,7 @@ import pytest
 import helpers
 
 SEED = 1234
-ZOO = ("ok", "returns", "wrong", "mutate", "hide", "raise", "nowrite", "nan")
+ZOO = ("ok", "returns", "wrong", "mutate", "hide", "raise", "nowrite", "nan", "ignores")
 NS = helpers.NS
 
 
@@ -49,6 +49,7 @@ def test_correct_kernels_pass_every_item(zoo: helpers.Run, solution: str) -> Non
     ("wrong", "INCORRECT_NUMERICAL", "1 of"),
     ("mutate", "INPUT_MUTATED", "x (1 of"),
     ("hide", "HARNESS_TAMPERED", "pytest_fib.check.mutated_inputs"),
+    ("ignores", "INCORRECT_NUMERICAL", "returned a tensor: does its entry point return"),
     ("raise", "RUNTIME_ERROR", "ValueError: kaboom from the kernel"),
     ("nowrite", "INCORRECT_NUMERICAL", "poison written before the call was left there"),
     ("nan", "INCORRECT_NUMERICAL", "NaN element(s) where the reference is not NaN"),

@@ -19,6 +19,9 @@ print(f"{'batch':>6} {'fib run1':>9} {'fib run2':>9} {'CUPTI':>8} {'ncu':>8} {'v
       f"{'vs lower':>8} {'run2/run1':>9}")
 for b in sorted(m1):
     c, n = refs["cupti_us"].get(str(b)), refs.get("ncu_us", {}).get(str(b))
+    if c is None or n is None:
+        print(f"{b:>6} {m1[b]:9.2f} {m2.get(b, float('nan')):9.2f} (no reference measurement)")
+        continue
     near = min((c, n), key=lambda r: abs(r - m1[b]))
     print(f"{b:>6} {m1[b]:9.2f} {m2.get(b, float('nan')):9.2f} {c:8.2f} {n:8.2f} "
           f"{m1[b] / near:9.3f} {m1[b] / min(c, n):8.3f} {m2.get(b, float('nan')) / m1[b]:9.3f}")
