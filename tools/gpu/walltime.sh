@@ -16,26 +16,21 @@ walled() { local n=$1 t0=$EPOCHREALTIME; shift; "$@"; echo "$n=$(python3 -c "pri
 pack() { tar -czf $OUT/walltime.tar.gz -C /tmp walltime; }  # after each part: a cut call keeps the rest
 rm -rf /tmp/fibds && mkdir -p /tmp/fibds && cp -r pytest_fib/data/default/* /tmp/fibds/
 
-echo "== pytest-fib, cold caches"
-FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours walled FIB_PYTEST_WALL_S \
-  timeout 150 $P "${SEL[@]}" --fib-pack=/tmp/fibds/solutions/pytest-fib --durations=60 -q \
-  --benchmark-json=$R/ours.json > $R/ours.log 2>&1
-tail -2 $R/ours.log; pack
+# ours NAME LOG [pytest args...] / fib NAME LOG: one timed session each, with its own caches.
+ours() { local n=$1 log=$2; shift 2
+  FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours walled $n \
+    timeout 150 $P "${SEL[@]}" --durations=60 -q "$@" > $R/$log 2>&1; tail -2 $R/$log; pack; }
+fib() { local n=$1 log=$2
+  (cd /tmp && FIB_CACHE_PATH=/tmp/c_fib TRITON_CACHE_DIR=/tmp/t_fib walled $n timeout 120 \
+    python3 $OLDPWD/tools/gpu/fib_bench_baseline.py /tmp/fibds rmsnorm_h4096 fused_add_rmsnorm_h4096 \
+    > $R/$log 2>&1); tail -4 $R/$log; pack; }
 
-echo "== flashinfer-bench Benchmark, cold caches"
-(cd /tmp && FIB_CACHE_PATH=/tmp/c_fib TRITON_CACHE_DIR=/tmp/t_fib walled FIB_BENCH_WALL_S \
-  timeout 120 python3 $OLDPWD/tools/gpu/fib_bench_baseline.py /tmp/fibds rmsnorm_h4096 fused_add_rmsnorm_h4096 \
-  > $R/fib.log 2>&1); tail -4 $R/fib.log; pack
-
-echo "== pytest-fib, warm caches"
-FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours walled FIB_PYTEST_WARM_WALL_S \
-  timeout 120 $P "${SEL[@]}" --durations=60 -q > $R/warm.log 2>&1
-tail -2 $R/warm.log; pack
-
-echo "== flashinfer-bench Benchmark, warm caches"
-(cd /tmp && FIB_CACHE_PATH=/tmp/c_fib TRITON_CACHE_DIR=/tmp/t_fib walled FIB_BENCH_WARM_WALL_S \
-  timeout 90 python3 $OLDPWD/tools/gpu/fib_bench_baseline.py /tmp/fibds rmsnorm_h4096 fused_add_rmsnorm_h4096 \
-  > $R/fib_warm.log 2>&1); tail -2 $R/fib_warm.log; pack
+echo "== cold caches"
+ours FIB_PYTEST_WALL_S ours.log --fib-pack=/tmp/fibds/solutions/pytest-fib --benchmark-json=$R/ours.json
+fib FIB_BENCH_WALL_S fib.log
+echo "== warm caches"
+ours FIB_PYTEST_WARM_WALL_S warm.log
+fib FIB_BENCH_WARM_WALL_S fib_warm.log
 
 echo "== pytest-fib, warm caches, profiled"
 FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours PYTEST_FIB_PROFILE_WORKERS=$R/prof \
