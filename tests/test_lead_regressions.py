@@ -40,3 +40,6 @@ def test_a_missing_destination_passing_style_gets_a_hint() -> None:
     assert '"destination_passing_style": false' in dps_hint(missing, error)  # type: ignore[arg-type]
     assert dps_hint(given, error) == ""  # type: ignore[arg-type]
     assert dps_hint(missing, "RuntimeError: CUDA error") == ""  # type: ignore[arg-type]
+    # a hand-written argument check (gpt-5.2_rmsnorm_h2048 in the public dataset)
+    own = "RuntimeError: Expected either positional (hidden_states, weight) or kwargs"
+    assert "destination_passing_style" in dps_hint(missing, own)  # type: ignore[arg-type]
