@@ -134,7 +134,6 @@ class _Timed:
         """For each re-checked set: the outputs of its last timed call (judged by the
         controller), and whether the solution changed the set's inputs beyond the harness's own
         perturbations (compared here, on the device, with a regenerated and perturbed copy)."""
-        from .check import mutated_inputs
         from .inputs import perturb, timed_cycles
 
         out = {}
@@ -144,26 +143,27 @@ class _Timed:
             for cycle in timed_cycles(k, len(self.sets), iterations):
                 perturb(expected, self.seeds[k], cycle)
             out[k] = {"outputs": [outbox.pack(o) for o in produced],
-                      "mutated": mutated_inputs(names, expected, self.sets[k])}
+                      "mutated": check.mutated_inputs(names, expected, self.sets[k])}
         return out
 
 
-class TimerGuard:
+class Guard:
     """The timing functions, and the harness functions this process judges with, as they were
     before any solution code was imported: a solution that replaces one (to report a faster time,
     or to hide that it mutates its inputs) is caught by identity of the function and of its code,
     after each timed run (all of them) and each correctness run (the harness ones)."""
 
     HARNESS = ("pytest_fib.check.mutated_inputs", "pytest_fib.transfer.Outbox.pack",
-               "pytest_fib.inputs.make_inputs", "pytest_fib.inputs.perturb",
-               "torch.equal")
-    NAMES = HARNESS + ("time.perf_counter", "time.perf_counter_ns", "time.monotonic",
-             "torch.cuda.synchronize", "torch.cuda.Event", "torch.cuda._sleep",
-             "torch.cuda.Event.record", "torch.cuda.Event.elapsed_time",
-             "torch.autograd.profiler_util.FunctionEvent", "torch.autograd.profiler_util.EventList",
-             "torch.profiler.profile", "torch.autograd.profiler.profile",
-             "pytest_fib.timing.measure", "pytest_fib.timing._measure_cupti",
-             "pytest_fib.timing.spans_between_markers", "pytest_fib.timing._device_activities")
+               "pytest_fib.inputs.make_inputs", "pytest_fib.inputs.perturb", "torch.equal")
+    TIMERS = ("time.perf_counter", "time.perf_counter_ns", "time.monotonic",
+              "torch.cuda.synchronize", "torch.cuda.Event", "torch.cuda._sleep",
+              "torch.cuda.Event.record", "torch.cuda.Event.elapsed_time",
+              "torch.autograd.profiler_util.FunctionEvent",
+              "torch.autograd.profiler_util.EventList",
+              "torch.profiler.profile", "torch.autograd.profiler.profile",
+              "pytest_fib.timing.measure", "pytest_fib.timing._measure_cupti",
+              "pytest_fib.timing.spans_between_markers", "pytest_fib.timing._device_activities")
+    NAMES = HARNESS + TIMERS
 
     def __init__(self) -> None:
         self.saved = {name: self._identity(name) for name in self.NAMES}
@@ -199,7 +199,7 @@ class TimerGuard:
 
 class Worker:
     def __init__(self) -> None:
-        self.timers = TimerGuard()  # before any solution is built or imported
+        self.guard = Guard()  # before any solution is built or imported
         self.builder = Builder()
         self.outbox = Outbox(ipc=True)
 
@@ -247,7 +247,7 @@ class Worker:
             trials.append({"outputs": [self.outbox.pack(o) for o in outs],
                            "mutated": check.mutated_inputs(names, before, inputs),
                            "returned": returned})
-        tampered = self.timers.changed(TimerGuard.HARNESS)
+        tampered = self.guard.changed(Guard.HARNESS)
         # A tampered process judges no other solution: it exits after answering and is replaced.
         return {"status": "ok", "trials": trials, "tampered": tampered, "fatal": bool(tampered)}
 
@@ -291,7 +291,7 @@ class Worker:
         resp: dict[str, Any] = {"status": "ok", "measurement": m.to_json(),
                                 "checked": mine.checked(req["recheck"], req["iterations"], pristine,
                                                         list(definition.inputs), self.outbox),
-                                "tampered": self.timers.changed()}
+                                "tampered": self.guard.changed()}
         resp["fatal"] = bool(resp["tampered"])
         if len(timed) > 1:
             resp["baseline_samples_s"] = parts[1]
