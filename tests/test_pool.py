@@ -46,3 +46,30 @@ def test_cpu_worker_runs_triton_in_its_interpreter(monkeypatch) -> None:
     env = pool.worker_env("cpu")
     assert env["TRITON_INTERPRET"] == "1" and env["PYTHONUNBUFFERED"] == "1"
     assert "TRITON_INTERPRET" not in pool.worker_env("cuda")
+
+
+def test_only_a_gpu_worker_that_will_time_warms_the_profiler() -> None:
+    assert pool.worker_env("cuda", warm_profiler=True)["PYTEST_FIB_WARM_PROFILER"] == "1"
+    assert "PYTEST_FIB_WARM_PROFILER" not in pool.worker_env("cuda")
+    assert "PYTEST_FIB_WARM_PROFILER" not in pool.worker_env("cpu", warm_profiler=True)
+
+
+def test_a_wrapped_worker_is_told_so() -> None:
+    """Under compute-sanitizer or ncu the worker must exit normally: they report at its exit."""
+    assert pool.worker_env("cuda", wrapped=True)["PYTEST_FIB_WRAPPED"] == "1"
+    assert "PYTEST_FIB_WRAPPED" not in pool.worker_env("cuda")
+
+
+def test_start_does_not_wait_for_the_worker_and_the_first_call_does(tmp_path) -> None:
+    workers = pool.Pool("cpu", tmp_path)
+    try:
+        workers.start()
+        first = workers.worker
+        assert first is not None and not first.ready  # still importing torch
+        assert workers.call({"op": "ping"}, timeout=60)["status"] == "ok"
+        assert workers.worker is first and first.ready
+        workers.start()  # a live worker is kept
+        assert workers.worker is first and workers.started == 1
+    finally:
+        workers.close()
+    assert first.proc.poll() is not None  # asked to exit, and did
