@@ -66,21 +66,25 @@ def peak_bandwidth(device: Any) -> float | None:
 
 
 def measure(call: Callable[[int], Any], *, device: str, warmup: int, iterations: int,
-            before: Callable[[int], Any] | None = None) -> Measurement:
+            before: Callable[[int], Any] | None = None,
+            after: Callable[[int], Any] | None = None) -> Measurement:
     """Time ``call(i)`` for i in range(iterations) (after ``call(i)`` for i in range(warmup)); the
     caller maps i to an input set, rotating them so consecutive calls never share inputs.
 
-    ``before(i)`` runs before timed iteration i, outside the measured span (the worker uses it to
-    re-poison outputs and perturb inputs)."""
+    ``before(i)`` runs before timed iteration i, ``after(i)`` once it is over (device work and
+    closing marker done), both outside the measured span: the worker uses them to re-poison
+    outputs and perturb inputs, and to snapshot the outputs it will have re-checked (so work a
+    solution finishes later, from a thread of its own, is not in what is checked)."""
     prep = before or (lambda i: None)
+    post = after or (lambda i: None)
     if device.startswith("cuda"):
         try:
-            return _measure_cupti(call, prep, warmup, iterations)
+            return _measure_cupti(call, prep, post, warmup, iterations)
         except _ProfilerUnavailable as e:
-            m = _measure_events(call, prep, warmup, iterations)
+            m = _measure_events(call, prep, post, warmup, iterations)
             m.notes.append(f"CUPTI unavailable ({e}); CUDA events around each call instead")
             return m
-    return _measure_host(call, prep, warmup, iterations)
+    return _measure_host(call, prep, post, warmup, iterations)
 
 
 class _ProfilerUnavailable(Exception):
@@ -88,7 +92,7 @@ class _ProfilerUnavailable(Exception):
 
 
 def _measure_host(call: Callable[[int], Any], prep: Callable[[int], Any],
-                  warmup: int, iterations: int) -> Measurement:
+                  post: Callable[[int], Any], warmup: int, iterations: int) -> Measurement:
     for i in range(warmup):
         call(i)
     samples = []
@@ -97,6 +101,7 @@ def _measure_host(call: Callable[[int], Any], prep: Callable[[int], Any],
         start = time.perf_counter()
         call(i)
         samples.append(time.perf_counter() - start)
+        post(i)
     return Measurement(samples, "cpu", warmup)
 
 
@@ -113,7 +118,7 @@ def _warm_up(call: Callable[[int], Any], warmup: int) -> Any:
 
 
 def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any],
-                    warmup: int, iterations: int) -> Measurement:
+                    post: Callable[[int], Any], warmup: int, iterations: int) -> Measurement:
     import torch
 
     flush = _warm_up(call, warmup)
@@ -128,6 +133,7 @@ def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any],
         end.record()
         torch.cuda.synchronize()
         samples.append(start.elapsed_time(end) / 1e3)
+        post(i)
     return Measurement(samples, "cuda-events", warmup, flush_bytes)
 
 
@@ -146,7 +152,7 @@ def _device_activities(prof: Any) -> list[tuple[float, float, str, int]]:
 
 
 def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
-                   warmup: int, iterations: int) -> Measurement:
+                   post: Callable[[int], Any], warmup: int, iterations: int) -> Measurement:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -162,6 +168,7 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
                 torch.cuda.synchronize()  # every stream's work of this call is done...
                 torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]  # ...before this
                 torch.cuda.synchronize()
+                post(i)  # after the closing marker: outside every iteration's span
     except RuntimeError as e:
         raise _ProfilerUnavailable(str(e)) from None
     acts = _device_activities(prof)
@@ -237,13 +244,16 @@ def ratio_ci(a_s: list[float], b_s: list[float], resamples: int = 2000,
     return point, boots[int(0.025 * resamples)], boots[int(0.975 * resamples) - 1]
 
 
-def interleave(calls: list[Callable[[int], Any]], befores: list[Callable[[int], Any]]
-               ) -> tuple[Callable[[int], Any], Callable[[int], Any]]:
-    """One call/before pair that alternates several solutions: A B A B ... so drift (clocks,
-    temperature, neighbours) hits all alike, and their ratio gets a meaningful interval.
-    Iteration i runs solution i % n on its own iteration i // n."""
-    n = len(calls)
-    return (lambda i: calls[i % n](i // n)), (lambda i: befores[i % n](i // n))
+def interleave(*hooks: list[Callable[[int], Any]]) -> tuple[Callable[[int], Any], ...]:
+    """For each list of per-solution hooks (calls, befores, afters), one hook that alternates the
+    solutions: A B A B ... so drift (clocks, temperature, neighbours) hits all alike, and their
+    ratio gets a meaningful interval. Iteration i runs solution i % n on its own iteration
+    i // n."""
+    def alternate(fns: list[Callable[[int], Any]]) -> Callable[[int], Any]:
+        n = len(fns)
+        return lambda i: fns[i % n](i // n)
+
+    return tuple(alternate(fns) for fns in hooks)
 
 
 def split_interleaved(samples: list[float], n: int) -> list[list[float]]:

@@ -100,7 +100,7 @@ class _Timed:
     """One solution under the timer: its own output buffers, the shared (perturbed) inputs."""
 
     def __init__(self, runnable: Any, definition: Any, sets: list[list[Any]], seeds: list[int],
-                 device: str) -> None:
+                 device: str, recheck: list[int] | None = None, iterations: int = 0) -> None:
         from .inputs import poisoned_outputs
 
         self.runnable = runnable
@@ -109,6 +109,9 @@ class _Timed:
         self.seeds = seeds
         self.outs = [poisoned_outputs(definition, inp, device) if self.dps else [] for inp in sets]
         self.last: dict[int, Any] = {}
+        # The timed iteration after which each re-checked set's outputs are snapshotted: its last.
+        self.snap_at = {max(range(k, iterations, len(sets))): k for k in recheck or [] if k < iterations}
+        self.snaps: dict[int, list[Any]] = {}
 
     def call(self, i: int) -> None:
         k = i % len(self.sets)
@@ -129,6 +132,16 @@ class _Timed:
         self.last.pop(k, None)
         perturb(self.sets[k], self.seeds[k], i // len(self.sets) + 1)
 
+    def after(self, i: int) -> None:
+        """Once timed iteration i is over (closing marker included): copy the outputs a re-check
+        will judge, so what a thread of the solution's own writes later is not judged."""
+        k = self.snap_at.get(i)
+        if k is not None:
+            self.snaps[k] = [o.clone() if hasattr(o, "clone") else o for o in self._produced(k)]
+
+    def _produced(self, k: int) -> list[Any]:
+        return self.outs[k] if self.dps else _as_list(self.last.get(k))
+
     def checked(self, recheck: list[int], iterations: int, pristine: Callable[[int], list[Any]],
                 names: list[str], outbox: Outbox) -> dict[int, Any]:
         """For each re-checked set: the outputs of its last timed call (judged by the
@@ -138,7 +151,7 @@ class _Timed:
 
         out = {}
         for k in recheck:
-            produced = self.outs[k] if self.dps else _as_list(self.last.get(k))
+            produced = self.snaps.get(k) or self._produced(k)
             expected = pristine(self.seeds[k])
             for cycle in timed_cycles(k, len(self.sets), iterations):
                 perturb(expected, self.seeds[k], cycle)
@@ -263,7 +276,8 @@ class Worker:
             return early
         device = req["device"]
         sets = [make_inputs(definition, workload, device, s, req["root"]) for s in req["seeds"]]
-        mine = _Timed(runnable, definition, sets, req["seeds"], device)
+        mine = _Timed(runnable, definition, sets, req["seeds"], device, req["recheck"],
+                      req["iterations"])
         timed = [mine]
         notes = []
         if req.get("baseline"):
@@ -272,13 +286,15 @@ class Worker:
                 notes.append(f"baseline not timed: {other}")
             else:
                 timed.append(_Timed(other, definition, sets, req["seeds"], device))
-        call, before = timing.interleave([t.call for t in timed], [t.before for t in timed])
+        call, before, after = timing.interleave([t.call for t in timed], [t.before for t in timed],
+                                                [t.after for t in timed])
         import torch
 
         try:
             with torch.no_grad():
                 m = timing.measure(call, device=device, warmup=req["warmup"] * len(timed),
-                                   iterations=req["iterations"] * len(timed), before=before)
+                                   iterations=req["iterations"] * len(timed), before=before,
+                                   after=after)
         except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
             if isinstance(e, KeyboardInterrupt):
                 raise
