@@ -1,0 +1,1 @@
+"""One module per op family; each exposes ``make(gen) -> spec.Family``."""
