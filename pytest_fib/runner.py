@@ -10,6 +10,7 @@ item only).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from . import check, transfer
+from . import check, sampling, transfer
 from .cases import Case
-from .inputs import make_inputs, perturb, timed_cycles, trial_seed
+from .inputs import (WorkloadError, check_workload, load_blobs, make_inputs, perturb,
+                     timed_cycles, trial_seed)
 from .models import InvalidFile, validate
 from .nodes import FibFailure
 from .pool import Pool, WorkerLost
@@ -72,6 +74,15 @@ class Runner:
             validate("solution", case.solution.raw, case.solution.path)
         except InvalidFile as e:
             raise FibFailure(f"INVALID_FILE\n{e}") from None
+        try:  # the workload's own faults are its own, before any solution is blamed for them
+            check_workload(definition, workload)
+            load_blobs(definition, workload, str(self.settings.dataset), self.device)
+        except WorkloadError as e:
+            where = f"{case.workload.path}:{case.workload.line}"
+            if e.missing:
+                pytest.skip(f"{e} (workload {where})")
+            raise FibFailure(f"INVALID_WORKLOAD: {where} (workload {case.workload.uuid}): {e}"
+                             ) from None
         return definition, workload
 
     def seeds(self, case: Case, trials: int) -> list[int]:
@@ -157,6 +168,8 @@ class Runner:
         try:
             for part in [*resp.get("trials", []), *resp.get("checked", {}).values()]:
                 part["outputs"] = [transfer.unpack(o) for o in part["outputs"]]
+            if "draws" in resp:
+                resp["draws"] = transfer.unpack(resp["draws"])
         except Exception as e:  # noqa: BLE001 -- any failure to map: fall back, say so once
             if request.get("transfer") == "host":
                 raise
@@ -209,8 +222,10 @@ class Runner:
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
         seeds = self.seeds(case, trials or tol.trials)
+        plan = self.draw_plan(case, definition, workload, seeds[0])
+        extra = {"draws": dataclasses.asdict(plan)} if plan else {}
         try:
-            resp = self.call(self.request("correctness", case, seeds), case)
+            resp = self.call(self.request("correctness", case, seeds, **extra), case)
         except CompiledOnly as e:
             # Nothing to run it on here; the workload and its reference still are checked.
             self.reference(case, definition, workload, seeds[0])
@@ -222,15 +237,20 @@ class Runner:
                              f"its inputs and outputs with: {', '.join(resp['tampered'])}. The "
                              "verdict is void.")
         names = list(case.definition.raw["outputs"])
+        rules = check.rules_for(case.definition.raw)
         worst = check.Verdict("PASSED")
         for t, (seed, trial) in enumerate(zip(seeds, resp["trials"])):
-            _, refs = self.reference(case, definition, workload, seed)
+            inputs, refs = self.reference(case, definition, workload, seed)
             if trial["mutated"]:
                 self.record(case, "INCORRECT_NUMERICAL", trial["mutated"])
                 raise FibFailure(f"INPUT_MUTATED (trial {t + 1} of {len(seeds)}): "
                                  f"{trial['mutated']}")
             verdict = check.compare_outputs(names, trial["outputs"], refs, tol.atol, tol.rtol,
-                                            required)
+                                            required, rules)
+            if verdict.passed and plan:
+                verdict = sampling.check_samples(case.definition.name, list(definition.inputs),
+                                                 inputs, trial["outputs"][rules.index(
+                                                     check.SAMPLES)])
             if not verdict.passed:
                 self.record(case, verdict.status, verdict.message, max_abs=verdict.max_abs,
                             max_rel=verdict.max_rel)
@@ -240,8 +260,17 @@ class Runner:
             worst = check.Verdict("PASSED", max_abs=max(worst.max_abs, verdict.max_abs),
                                   max_rel=max(worst.max_rel, verdict.max_rel),
                                   matched_ratio=min(worst.matched_ratio, verdict.matched_ratio))
+        if plan:
+            verdict = self.distribution(case, definition, workload, seeds[0], plan, resp["draws"])
+            if not verdict.passed:
+                self.record(case, verdict.status, verdict.message)
+                raise FibFailure(f"{verdict.status} (--fib-seed={self.settings.seed}):\n"
+                                 f"{verdict.message}")
+            worst = verdict
         self.record(case, "PASSED", resp.get("log", ""), max_abs=worst.max_abs,
                     max_rel=worst.max_rel, matched_ratio=worst.matched_ratio)
+        if plan:
+            return  # a sampler's distribution check discriminates by construction
         null = self.null_candidate(case, definition, workload, seeds[0], tol.atol, tol.rtol,
                                    required)
         if null:
@@ -249,6 +278,37 @@ class Runner:
                         f"(atol={tol.atol:g}, rtol={tol.rtol:g}), so a pass means nothing here. "
                         "Tighten the tolerance for this definition (ini fib_tolerances) or use "
                         "inputs with larger outputs.")
+
+    def draw_plan(self, case: Case, definition: Any, workload: Any,
+                  seed: int) -> sampling.DrawPlan | None:
+        """For a sampling operator: how to draw enough samples to judge its distribution."""
+        if not sampling.is_sampling(case.definition.raw):
+            return None
+        inputs, _ = self.reference(case, definition, workload, seed)
+        batch, vocab = sampling.batch_and_vocab(list(definition.inputs), inputs)
+        return sampling.DrawPlan.for_inputs(batch, vocab, self.device)
+
+    def distribution(self, case: Case, definition: Any, workload: Any, seed: int,
+                     plan: sampling.DrawPlan, draws: Any) -> check.Verdict:
+        """The solution's sample frequencies against the expected distribution: the renormalised
+        top-k/top-p probabilities (op type sampling), else the reference's own frequencies over
+        as many draws."""
+        import torch
+
+        names = list(definition.inputs)
+        inputs, _ = self.reference(case, definition, workload, seed)
+        batch, vocab = sampling.batch_and_vocab(names, inputs)
+        observed = sampling.frequencies(list(draws), batch, vocab)
+        if case.definition.op_type == "sampling":
+            expected = sampling.expected_distribution(case.definition.name, case.definition.op_type,
+                                                      names, inputs)
+        else:
+            padded = sampling.repeat_inputs(names, inputs, plan.repeat)
+            with torch.random.fork_rng(devices=[0] if self.device == "cuda" else []):
+                torch.manual_seed(seed)
+                ref = [run_reference(definition, padded, self.device)[0] for _ in range(plan.calls)]
+            expected = sampling.frequencies(ref, batch, vocab)
+        return sampling.judge_distribution(observed, expected, plan.repeat * plan.calls)
 
     def null_candidate(self, case: Case, definition: Any, workload: Any, seed: int, atol: float,
                        rtol: float, required: float) -> str | None:
@@ -262,12 +322,13 @@ class Runner:
             names = list(case.definition.raw["outputs"])
             found = None
             zeros = [torch.zeros_like(r) for r in refs]
-            if check.compare_outputs(names, zeros, refs, atol, rtol, required).passed:
+            rules = check.rules_for(case.definition.raw)
+            if check.compare_outputs(names, zeros, refs, atol, rtol, required, rules).passed:
                 found = "an all-zeros output"
             echo = [next((i for i in inputs if isinstance(i, torch.Tensor)
                           and i.shape == r.shape and i.dtype == r.dtype), None) for r in refs]
             if found is None and all(e is not None for e in echo) and check.compare_outputs(
-                    names, echo, refs, atol, rtol, required).passed:
+                    names, echo, refs, atol, rtol, required, rules).passed:
                 found = "the input echoed back as the output"
             self._null[key] = found
         return self._null[key]
@@ -315,7 +376,7 @@ class Runner:
             cycles = timed_cycles(k, len(seeds), self.settings.iterations)
             refs = self.perturbed_reference(definition, workload, seeds[k], cycles)
             verdict = check.compare_outputs(names, produced["outputs"], refs, tol.atol, tol.rtol,
-                                            required)
+                                            required, check.rules_for(case.definition.raw))
             mutated = produced["mutated"]
             if not verdict.passed or mutated:
                 self.record(case, "INCORRECT_NUMERICAL", verdict.message or str(mutated))

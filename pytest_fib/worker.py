@@ -260,9 +260,30 @@ class Worker:
             trials.append({"outputs": [self.outbox.pack(o) for o in outs],
                            "mutated": check.mutated_inputs(names, before, inputs),
                            "returned": returned})
+        resp: dict[str, Any] = {"status": "ok", "trials": trials}
+        if req.get("draws"):
+            try:
+                resp["draws"] = self.draws(runnable, definition, alive[0], device, req["draws"])
+            except BaseException as e:  # noqa: BLE001 -- solution code failed
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                return _error(e, device)
         tampered = self.guard.changed(Guard.HARNESS)
         # A tampered process judges no other solution: it exits after answering and is replaced.
-        return {"status": "ok", "trials": trials, "tampered": tampered, "fatal": bool(tampered)}
+        return {**resp, "tampered": tampered, "fatal": bool(tampered)}
+
+    def draws(self, runnable: Any, definition: Any, inputs: list[Any], device: str,
+              plan: dict[str, int]) -> Any:
+        """A sampling solution called ``calls`` times on its batch repeated ``repeat`` times:
+        every sample it drew (output 0), as one int32 tensor, for the controller to count."""
+        import torch
+
+        from .sampling import repeat_inputs
+
+        padded = repeat_inputs(list(definition.inputs), inputs, plan["repeat"])
+        samples = [call_solution(runnable, definition, padded, device)[0][0].to(torch.int32)
+                   for _ in range(plan["calls"])]
+        return self.outbox.pack(torch.stack(samples))
 
     def op_timing(self, req: dict[str, Any]) -> dict[str, Any]:
         """Time the solution over rotating input sets (interleaved with a baseline solution when
@@ -357,9 +378,10 @@ class Worker:
         try:
             return op(req)
         except Exception as e:  # the harness's own bug or invalid input files: report, go on
+            from .inputs import WorkloadError
             from .models import InvalidFile
 
-            if isinstance(e, InvalidFile):
+            if isinstance(e, (InvalidFile, WorkloadError)):
                 return {"status": "invalid", "message": str(e)}
             return {"status": "worker_error", "message": f"{type(e).__name__}: {e}",
                     "traceback": traceback.format_exc()[-6000:]}
