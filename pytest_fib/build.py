@@ -32,6 +32,54 @@ class CheckUnavailable(Exception):
     """The compile check cannot judge this solution on this machine (missing library headers)."""
 
 
+class MissingPackage(Exception):
+    """The solution needs a Python package this environment lacks: not the solution's fault, and
+    nothing to judge until it is installed."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        pip = PIP_NAMES.get(module, module.replace("_", "-"))
+        super().__init__(f"needs package {module}: pip install {pip}")
+
+
+# Import name -> distribution name, where they differ (as solutions' spec.dependencies and
+# imports name them).
+PIP_NAMES = {"flashinfer": "flashinfer-python", "cutlass": "nvidia-cutlass-dsl",
+             "cuda": "cuda-python", "tvm_ffi": "apache-tvm-ffi", "sgl_kernel": "sgl-kernel",
+             "deep_gemm": "deep-gemm", "tilelang": "tilelang", "triton": "triton"}
+IMPORT_NAMES = {dist: mod for mod, dist in PIP_NAMES.items()}
+_NO_MODULE = re.compile(r"No module named '([A-Za-z_][\w.]*)'")
+
+
+def missing_dependency(solution: Any) -> str | None:
+    """The first of the solution's declared dependencies that cannot be imported here."""
+    import importlib.util
+
+    for dep in solution.spec.dependencies or []:
+        name = re.split(r"[<>=!~\[ ;]", str(dep).strip(), maxsplit=1)[0]
+        module = IMPORT_NAMES.get(name, name.replace("-", "_"))
+        if module in ("torch", "python") or not module.isidentifier():
+            continue
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return module
+    return None
+
+
+def missing_module(text: str, solution: Any) -> str | None:
+    """The package a ``No module named 'x'`` error names, unless x is one of the solution's own
+    files (then the solution is broken, not the environment)."""
+    match = _NO_MODULE.search(text)
+    if match is None:
+        return None
+    top = match.group(1).split(".")[0]
+    own = {Path(src.path).with_suffix("").parts[0] for src in solution.sources}
+    return None if top in own else top
+
+
 class BuildFailure(Exception):
     def __init__(self, message: str, log: str = "") -> None:
         super().__init__(message)

@@ -81,6 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-ncu", dest="fib_ncu", action="store_true", default=False,
         help="profile each selected item with Nsight Compute (ncu); the report is attached to "
              "the item (-rA shows it). Times under ncu are not representative.")
+    add("--fib-strict-spec", dest="fib_strict_spec", action="store_true", default=False,
+        help="read a Solution JSON without destination_passing_style as flashinfer-bench 0.1.2 "
+             "does (true), instead of deciding from the entry point's signature.")
     add("--fib-warmup", dest="fib_warmup", metavar="N", help="timing warm-up runs (default 10).")
     add("--fib-iterations", dest="fib_iterations", metavar="N",
         help="timed repetitions per timing item (default 100).")

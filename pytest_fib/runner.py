@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from . import check, sampling, transfer
+from . import check, convention, sampling, transfer
 from .cases import Case
 from .inputs import (WorkloadError, check_workload, load_blobs, make_inputs, perturb,
                      timed_cycles, trial_seed)
@@ -110,7 +110,7 @@ class Runner:
     def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> dict[str, Any]:
         return {
             "op": op, "definition": case.definition.raw, "workload": case.workload.raw,
-            "solution": case.solution.raw, "root": str(self.settings.dataset),
+            "solution": self.as_called(case), "root": str(self.settings.dataset),
             "where": {"definition": case.definition.path,
                       "workload": f"{case.workload.path}:{case.workload.line}",
                       "solution": case.solution.path},
@@ -118,6 +118,25 @@ class Runner:
             # A one-shot worker (sanitizer, ncu) exits after answering: nothing it shared survives.
             "transfer": "host" if self.pool.wrapper else self.transfer, **extra,
         }
+
+    def convention(self, case: Case) -> convention.Convention:
+        raw = case.definition.raw
+        return convention.decide(case.solution.raw, len(raw["inputs"]), len(raw["outputs"]),
+                                 self.settings.strict_spec)
+
+    def as_called(self, case: Case) -> dict[str, Any]:
+        """The Solution JSON with the calling convention it is called with; when the file does
+        not declare one, the item's output says which was used and why."""
+        how = self.convention(case)
+        if not how.note:
+            return case.solution.raw
+        self.fib.conventions[case.key] = how.note
+        spec = {**case.solution.raw["spec"], "destination_passing_style": how.dps}
+        return {**case.solution.raw, "spec": spec}
+
+    def called_as(self, case: Case) -> str:
+        how = self.fib.conventions.get(case.key)
+        return f"\nCalling convention: {how}" if how else ""
 
     def call(self, request: dict[str, Any], case: Case) -> dict[str, Any]:
         try:
@@ -142,12 +161,15 @@ class Runner:
                                + (f"({took:.1f} s)" if took >= 0.05 else "(cached build)"))
         if status == "unavailable":
             pytest.skip(f"compile check not possible here: {resp['message']}")
+        if status == "needs_package":
+            pytest.skip(f"{resp['message']} ({case.solution.path})")
         if status == "needs_gpu":
             pytest.skip(f"solution needs a CUDA GPU at run time: {resp['message']}")
         if status == "invalid":
             raise FibFailure(f"INVALID_FILE\n{resp['message']}")
         if status == "runtime_error":
-            text = (f"RUNTIME_ERROR: {resp['message']}{dps_hint(case, resp['message'])}\n"
+            hint = dps_hint(case, resp["message"]) if self.convention(case).dps else ""
+            text = (f"RUNTIME_ERROR: {resp['message']}{hint}{self.called_as(case)}\n"
                     f"{resp.get('traceback', '')}\n--- worker output ---\n{resp.get('log', '')}"
                     ).strip()
             self.record(case, "RUNTIME_ERROR", text)
@@ -168,7 +190,7 @@ class Runner:
         try:
             for part in [*resp.get("trials", []), *resp.get("checked", {}).values()]:
                 part["outputs"] = [transfer.unpack(o) for o in part["outputs"]]
-            if "draws" in resp:
+            if resp.get("draws") is not None:
                 resp["draws"] = transfer.unpack(resp["draws"])
         except Exception as e:  # noqa: BLE001 -- any failure to map: fall back, say so once
             if request.get("transfer") == "host":
@@ -256,7 +278,8 @@ class Runner:
                             max_rel=verdict.max_rel)
                 hint = returned_hint(case) if trial.get("returned") else ""
                 raise FibFailure(f"{verdict.status} (trial {t + 1} of {len(seeds)}, "
-                                 f"--fib-seed={self.settings.seed}):\n{verdict.message}{hint}")
+                                 f"--fib-seed={self.settings.seed}):\n{verdict.message}{hint}"
+                                 f"{self.called_as(case)}")
             worst = check.Verdict("PASSED", max_abs=max(worst.max_abs, verdict.max_abs),
                                   max_rel=max(worst.max_rel, verdict.max_rel),
                                   matched_ratio=min(worst.matched_ratio, verdict.matched_ratio))
@@ -298,6 +321,9 @@ class Runner:
         names = list(definition.inputs)
         inputs, _ = self.reference(case, definition, workload, seed)
         batch, vocab = sampling.batch_and_vocab(names, inputs)
+        if draws is None or draws.numel() % (plan.calls * batch * plan.repeat):
+            return check.Verdict("INCORRECT_SHAPE", "the samples drawn on the repeated batch do "
+                                 "not have one row per input row")
         observed = sampling.frequencies(list(draws), batch, vocab)
         if case.definition.op_type == "sampling":
             expected = sampling.expected_distribution(case.definition.name, case.definition.op_type,

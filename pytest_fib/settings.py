@@ -67,6 +67,7 @@ class Settings:
     baseline: str | None = None  # solution name to time every candidate against (interleaved)
     sanitizer: str | None = None  # memcheck, racecheck, synccheck, initcheck
     ncu: bool = False
+    strict_spec: bool = False  # a missing destination_passing_style is true (flashinfer-bench)
 
     def tolerance_for(self, definition: str, op_type: str) -> Tolerance:
         """The tolerance for one definition: the last matching ini override wins."""
@@ -264,6 +265,7 @@ def resolve(config: pytest.Config) -> Settings:
         iterations=_or(_opt_number(config, "fib_iterations", int, 1), 100 if gpus else 5),
         explicit=explicit, selftest=selftest, sanitizer=sanitizer, ncu=ncu,
         baseline=config.getoption("fib_baseline"),
+        strict_spec=bool(config.getoption("fib_strict_spec", False)),
         hypothesis_examples=_or(_opt_number(config, "fib_hypothesis_examples", int, 1), 10),
     )
 

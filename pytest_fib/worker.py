@@ -23,7 +23,8 @@ from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from . import check
-from .build import Builder, BuildFailure, CheckUnavailable, compiler_errors
+from .build import (Builder, BuildFailure, CheckUnavailable, MissingPackage, compiler_errors,
+                    missing_dependency, missing_module)
 from .transfer import Outbox
 
 # Text of errors after which the CUDA context is unusable: answer, then exit to be replaced.
@@ -78,9 +79,12 @@ def call_solution(runnable: Any, definition: Any, inputs: list[Any],
     return outs, returned
 
 
-def _error(e: BaseException, device: str) -> dict[str, Any]:
+def _error(e: BaseException, device: str, solution: Any = None) -> dict[str, Any]:
     text = "".join(traceback.format_exception(e)).strip()
     short = f"{type(e).__name__}: {e}".strip()
+    module = missing_module(short, solution) if isinstance(e, ImportError) and solution else None
+    if module:
+        return {"status": "needs_package", "message": str(MissingPackage(module))}
     if device == "cpu" and any(m in text for m in NO_GPU_MARKERS):
         return {"status": "needs_gpu", "message": short}
     fatal = device.startswith("cuda") and any(m in text for m in FATAL_MARKERS)
@@ -215,15 +219,25 @@ class Worker:
         self.guard = Guard()  # before any solution is built or imported
         self.builder = Builder()
         self.outbox = Outbox(ipc=True)
+        self.solution: Any = None  # the one being built or run (names a missing package)
 
     def build(self, req: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any] | None]:
         definition, workload, solution = _load(req)
+        self.solution = solution
         start = time.perf_counter()
+        missing = missing_dependency(solution)
+        if missing:
+            return definition, workload, None, {"status": "needs_package",
+                                                "message": str(MissingPackage(missing))}
         try:
             runnable = self.builder.build(definition, solution, req["device"])
         except CheckUnavailable as e:
             return definition, workload, None, {"status": "unavailable", "message": str(e)}
         except BuildFailure as e:
+            module = missing_module(f"{e}\n{e.log}", solution)
+            if module:
+                return definition, workload, None, {"status": "needs_package",
+                                                    "message": str(MissingPackage(module))}
             return definition, workload, None, {
                 "status": "build_error", "message": str(e)[-4000:],
                 "errors": compiler_errors(e.log or str(e)), "log": (e.log or "")[-20000:]}
@@ -254,7 +268,7 @@ class Worker:
             except BaseException as e:  # noqa: BLE001 -- any failure of solution code is a verdict
                 if isinstance(e, KeyboardInterrupt):
                     raise
-                return _error(e, device)
+                return _error(e, device, self.solution)
             # Inputs are compared here, on the device, with their pre-call copy: shipping them
             # to the controller cost as much as the outputs; the functions used are guarded.
             trials.append({"outputs": [self.outbox.pack(o) for o in outs],
@@ -267,7 +281,7 @@ class Worker:
             except BaseException as e:  # noqa: BLE001 -- solution code failed
                 if isinstance(e, KeyboardInterrupt):
                     raise
-                return _error(e, device)
+                return _error(e, device, self.solution)
         tampered = self.guard.changed(Guard.HARNESS)
         # A tampered process judges no other solution: it exits after answering and is replaced.
         return {**resp, "tampered": tampered, "fatal": bool(tampered)}
@@ -281,8 +295,12 @@ class Worker:
         from .sampling import repeat_inputs
 
         padded = repeat_inputs(list(definition.inputs), inputs, plan["repeat"])
-        samples = [call_solution(runnable, definition, padded, device)[0][0].to(torch.int32)
-                   for _ in range(plan["calls"])]
+        samples = []
+        for _ in range(plan["calls"]):
+            out = call_solution(runnable, definition, padded, device)[0][0]
+            if not isinstance(out, torch.Tensor) or out.is_floating_point():
+                return None  # the trials' verdict names what is wrong with such an output
+            samples.append(out.to(torch.int32))
         return self.outbox.pack(torch.stack(samples))
 
     def op_timing(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +337,7 @@ class Worker:
         except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
             if isinstance(e, KeyboardInterrupt):
                 raise
-            return _error(e, device)
+            return _error(e, device, self.solution)
         _sync(device)
         parts = timing.split_interleaved(m.samples_s, len(timed))
         m.samples_s = parts[0]
