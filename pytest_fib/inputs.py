@@ -126,6 +126,24 @@ def check_workload(definition: Any, workload: Any) -> None:
                                 "\"safetensors\"")
 
 
+def index_summary(definition: Any, workload: Any, inputs: list[Any]) -> str:
+    """The range of each integer input a blob supplies, naming its file and key: what to look at
+    when a reference fails indexing with them."""
+    import torch
+
+    parts = []
+    for name, value in zip(definition.inputs, inputs):
+        spec = workload.inputs.get(name)
+        if (spec is not None and spec.type == "safetensors" and isinstance(value, torch.Tensor)
+                and not value.is_floating_point() and value.numel()):
+            parts.append(f"{name} = {spec.path} [{spec.tensor_key!r}]: values "
+                         f"{int(value.min())}..{int(value.max())}")
+    if not parts:
+        return ""
+    return ("\nThe workload's index inputs (one may be out of range for what it indexes, at axes "
+            f"{dict(workload.axes)}):\n  " + "\n  ".join(parts))
+
+
 def make_inputs(definition: Any, workload: Any, device: str, seed: int, root: str) -> list[Any]:
     """Fresh input values for one trial (new tensors, so new addresses, every call)."""
     import torch

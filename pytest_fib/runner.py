@@ -20,8 +20,8 @@ import pytest
 
 from . import check, convention, sampling, transfer
 from .cases import Case
-from .inputs import (WorkloadError, check_workload, load_blobs, make_inputs, perturb,
-                     timed_cycles, trial_seed)
+from .inputs import (WorkloadError, check_workload, index_summary, load_blobs, make_inputs,
+                     perturb, timed_cycles, trial_seed)
 from .models import InvalidFile, validate
 from .nodes import FibFailure
 from .pool import Pool, WorkerLost
@@ -99,8 +99,13 @@ class Runner:
         try:
             outputs = run_reference(definition, inputs, self.device)
         except Exception as e:
+            text = f"{type(e).__name__}: {e}"
+            indexing = isinstance(e, IndexError) or any(
+                w in text for w in ("index", "out of bounds", "out of range"))
             raise FibFailure(f"REFERENCE_ERROR: the definition's reference failed on this "
-                             f"workload ({case.definition.path}): {type(e).__name__}: {e}"
+                             f"workload ({case.definition.path}; workload {case.workload.path}:"
+                             f"{case.workload.line}): {text}"
+                             + (index_summary(definition, workload, inputs) if indexing else "")
                              ) from None
         self._refs[key] = (inputs, outputs)
         while len(self._refs) > 8:
@@ -309,13 +314,14 @@ class Runner:
             return None
         inputs, _ = self.reference(case, definition, workload, seed)
         batch, vocab = sampling.batch_and_vocab(list(definition.inputs), inputs)
-        return sampling.DrawPlan.for_inputs(batch, vocab, self.device)
+        return sampling.DrawPlan.for_inputs(batch, vocab, self.device,
+                                            sampling.exact_expected(case.definition.raw))
 
     def distribution(self, case: Case, definition: Any, workload: Any, seed: int,
                      plan: sampling.DrawPlan, draws: Any) -> check.Verdict:
         """The solution's sample frequencies against the expected distribution: the renormalised
-        top-k/top-p probabilities (op type sampling), else the reference's own frequencies over
-        as many draws."""
+        top-k probabilities where that is exact, else the reference's own frequencies over as
+        many draws (sampling.py says why)."""
         import torch
 
         names = list(definition.inputs)
@@ -325,9 +331,8 @@ class Runner:
             return check.Verdict("INCORRECT_SHAPE", "the samples drawn on the repeated batch do "
                                  "not have one row per input row")
         observed = sampling.frequencies(list(draws), batch, vocab)
-        if case.definition.op_type == "sampling":
-            expected = sampling.expected_distribution(case.definition.name, case.definition.op_type,
-                                                      names, inputs)
+        if sampling.exact_expected(case.definition.raw):
+            expected = sampling.expected_distribution(case.definition.name, names, inputs)
         else:
             padded = sampling.repeat_inputs(names, inputs, plan.repeat)
             with torch.random.fork_rng(devices=[0] if self.device == "cuda" else []):

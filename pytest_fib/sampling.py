@@ -11,6 +11,12 @@ two differences:
   samples element-wise, which no correct solution passes); its expected distribution is the
   reference's own frequencies over as many draws, since without replacement the columns of a row
   are not independent draws from ``probs``;
+* with a top-p filter, flashinfer-bench's expected distribution keeps every token up to
+  p + 0.05 of the cumulative probability: tokens a correct sampler never draws, which cost a
+  correct top-k + top-p sampler a TVD of 0.22-0.26 on the mini-dataset (seen here). The 0.05 is
+  right for the per-sample check, wrong for the distribution: with a top-p filter (and for every
+  other sampling op type) the expected distribution is the reference's own frequencies over as
+  many draws. Only top-k alone (or no filter) has an exact expected distribution, as there;
 * the draws are counted here, in the pytest process, from the samples the worker sends back.
 """
 
@@ -23,7 +29,11 @@ from .check import Verdict
 
 TVD_THRESHOLD = 0.2  # flashinfer-bench's sampling_tvd_threshold
 TOP_P_EPS = 5e-2  # flashinfer-bench's tolerance at the nucleus boundary
-DRAWS = {"cuda": 500_000, "cpu": 4_000}  # samples per batch row (flashinfer-bench: 500000)
+# Samples per batch row. Against an exact distribution as flashinfer-bench (500000); against the
+# reference's own draws fewer, since the reference draws as many (a Python loop per row in the
+# public references).
+DRAWS = {("cuda", True): 500_000, ("cuda", False): 50_000, ("cpu", True): 4_000,
+         ("cpu", False): 4_000}
 ROWS_PER_CALL = 10_000  # the batch is repeated up to this many rows per call (as flashinfer-bench)
 
 
@@ -41,11 +51,18 @@ class DrawPlan:
     calls: int
 
     @classmethod
-    def for_inputs(cls, batch: int, vocab: int, device: str,
+    def for_inputs(cls, batch: int, vocab: int, device: str, exact: bool,
                    memory: int = 256 * 2**20) -> DrawPlan:
         rows = max(batch, min(ROWS_PER_CALL, memory // max(1, vocab * 4)))
         repeat = max(1, rows // max(1, batch))
-        return cls(repeat, -(-DRAWS["cuda" if device.startswith("cuda") else "cpu"] // repeat))
+        draws = DRAWS["cuda" if device.startswith("cuda") else "cpu", exact]
+        return cls(repeat, -(-draws // repeat))
+
+
+def exact_expected(definition: dict[str, Any]) -> bool:
+    """Whether the expected distribution is known exactly: op type sampling without a top-p
+    filter (the renormalised top-k probabilities)."""
+    return definition.get("op_type") == "sampling" and "top_p" not in definition.get("name", "")
 
 
 def repeat_inputs(names: list[str], inputs: list[Any], repeat: int) -> list[Any]:
@@ -137,8 +154,8 @@ def frequencies(samples: list[Any], batch: int, vocab: int) -> Any:
     return counts / counts.sum(-1, keepdim=True).clamp_min(1)
 
 
-def expected_distribution(name: str, op_type: str, names: list[str], inputs: list[Any]) -> Any:
-    """op type sampling: the probabilities restricted to the allowed set, renormalised."""
+def expected_distribution(name: str, names: list[str], inputs: list[Any]) -> Any:
+    """Top-k sampling: the probabilities restricted to the allowed set, renormalised."""
     probs = inputs[names.index("probs")].double().cpu()
     probs = probs.unsqueeze(0) if probs.dim() == 1 else probs
     masked = probs * valid_mask(name, names, inputs).cpu()

@@ -20,10 +20,40 @@ from typing import Any
 
 @dataclasses.dataclass
 class SharedTensor:
-    """A device tensor of the worker, as torch's CUDA IPC reduction describes it."""
+    """A device tensor of the worker, as torch's CUDA IPC reduction describes it; ``dtype`` set
+    when it travels as its bytes (see ``as_bytes``)."""
 
     rebuild: Any
     args: tuple[Any, ...]
+    dtype: Any = None
+    shape: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass
+class HostBytes:
+    """A host tensor as its raw bytes: torch 2.13 cannot unpickle fp8 or fp4 tensors
+    ('UntypedStorage has no attribute dtype'), so a tensor never travels as itself."""
+
+    data: Any  # uint8 tensor
+    dtype: Any
+    shape: tuple[int, ...]
+
+
+def as_bytes(tensor: Any) -> Any:
+    import torch
+
+    return tensor.contiguous().reshape(-1).view(torch.uint8)
+
+
+def from_bytes(data: Any, dtype: Any, shape: tuple[int, ...]) -> Any:
+    return data.view(dtype).reshape(shape)
+
+
+def _bytes_only(dtype: Any) -> bool:
+    """Dtypes whose storage torch's reductions do not carry faithfully (fp8, fp4)."""
+    import torch
+
+    return dtype.itemsize <= 1 and dtype not in (torch.uint8, torch.int8, torch.bool)
 
 
 class Outbox:
@@ -46,11 +76,15 @@ class Outbox:
         if self.ipc and tensor.is_cuda and tensor.numel():
             from torch.multiprocessing.reductions import reduce_tensor
 
+            if _bytes_only(tensor.dtype):
+                raw = as_bytes(tensor)
+                self._held.append(raw)
+                return SharedTensor(*reduce_tensor(raw), tensor.dtype, tuple(tensor.shape))
             rebuild, args = reduce_tensor(tensor)
             self._held.append(tensor)
             return SharedTensor(rebuild, args)
-        # A contiguous host copy: a view would otherwise pickle its whole storage.
-        return tensor.to("cpu").clone(memory_format=torch.contiguous_format)
+        # A contiguous host copy of its bytes: a view would otherwise pickle its whole storage.
+        return HostBytes(as_bytes(tensor.to("cpu")).clone(), tensor.dtype, tuple(tensor.shape))
 
 
 def unpack(value: Any) -> Any:
@@ -63,5 +97,7 @@ def unpack(value: Any) -> Any:
         if own.is_cuda:
             torch.cuda.current_stream(own.device).synchronize()  # copied before we unmap
         del mapped  # unmaps the worker's buffer (torch counts the references)
-        return own
+        return own if value.dtype is None else from_bytes(own, value.dtype, value.shape)
+    if isinstance(value, HostBytes):
+        return from_bytes(value.data, value.dtype, value.shape)
     return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pickle
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -16,9 +18,18 @@ def test_host_tensors_travel_as_contiguous_copies() -> None:
     box = transfer.Outbox(ipc=True)  # no device tensor here: IPC does not apply
     x = torch.arange(12.0).view(3, 4)
     sent = box.pack(x.t())
-    assert isinstance(sent, torch.Tensor) and sent.is_contiguous()
-    assert torch.equal(sent, x.t())
-    assert sent.data_ptr() != x.data_ptr()
+    assert isinstance(sent, transfer.HostBytes) and sent.data.numel() == 12 * 4
+    got = transfer.unpack(pickle.loads(pickle.dumps(sent)))
+    assert torch.equal(got, x.t()) and got.is_contiguous()
+    assert got.data_ptr() != x.data_ptr()
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2", "bfloat16", "int32", "bool"])
+def test_every_dtype_survives_the_trip(dtype: str) -> None:
+    """torch 2.13 cannot unpickle an fp8 tensor; outputs travel as bytes, so fp8 outputs arrive."""
+    x = torch.randn(5, 3).clamp(-2, 2).to(getattr(torch, dtype))
+    got = transfer.unpack(pickle.loads(pickle.dumps(transfer.Outbox(ipc=False).pack(x))))
+    assert got.dtype == x.dtype and torch.equal(got.view(torch.uint8), x.view(torch.uint8))
 
 
 def test_non_tensors_travel_as_values_or_their_repr() -> None:
