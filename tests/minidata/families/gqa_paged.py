@@ -227,14 +227,14 @@ def _src(body: str, **subst: str) -> str:
         body = filled
 
 
-LN2 = "1.0"
-# Natural-log lse (what torch.logsumexp returns) where base 2 is asked for.
-LN = "0.6931471805599453"
+BASE2 = "1.0"  # lse stays in base 2
+# Natural-log lse (what torch.logsumexp returns) where base 2 is asked for: log2(x) * ln(2).
+NATURAL = "0.6931471805599453"
 
-DECODE_OK = _src(DECODE_BODY, PAGES=PAGES_OK, **GROUPED, LSE_UNIT=LN2)
-DECODE_MODULO = _src(DECODE_BODY, PAGES=PAGES_OK, **INTERLEAVED, LSE_UNIT=LN2)
-DECODE_NAT_LSE = _src(DECODE_BODY, PAGES=PAGES_OK, **GROUPED, LSE_UNIT=LN)
-DECODE_NO_PAGES = _src(DECODE_BODY, PAGES=PAGES_CONTIGUOUS, **GROUPED, LSE_UNIT=LN2)
+DECODE_OK = _src(DECODE_BODY, PAGES=PAGES_OK, **GROUPED, LSE_UNIT=BASE2)
+DECODE_MODULO = _src(DECODE_BODY, PAGES=PAGES_OK, **INTERLEAVED, LSE_UNIT=BASE2)
+DECODE_NAT_LSE = _src(DECODE_BODY, PAGES=PAGES_OK, **GROUPED, LSE_UNIT=NATURAL)
+DECODE_NO_PAGES = _src(DECODE_BODY, PAGES=PAGES_CONTIGUOUS, **GROUPED, LSE_UNIT=BASE2)
 
 # Prefill, returning (output, lse).
 PREFILL_BODY = """

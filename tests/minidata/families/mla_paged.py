@@ -18,7 +18,6 @@ page table, a larger cache), so a file is read by more than one workload.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -30,11 +29,20 @@ SCALE = 0.1352337747812271  # the public workloads' value
 DECODE = f"mla_paged_decode_h{H}_ckv{CKV}_kpe{KPE}_ps1"
 PREFILL = f"mla_paged_prefill_causal_h{H}_ckv{CKV}_kpe{KPE}_ps1"
 
-_Q = lambda rows: {  # noqa: E731
-    "q_nope": tensor([rows, "num_qo_heads", "head_dim_ckv"], "bfloat16",
-                     "Query tensor without positional encoding component."),
-    "q_pe": tensor([rows, "num_qo_heads", "head_dim_kpe"], "bfloat16",
-                   "Query positional encoding component.")}
+
+def _q(rows: str) -> dict[str, Any]:
+    return {"q_nope": tensor([rows, "num_qo_heads", "head_dim_ckv"], "bfloat16",
+                             "Query tensor without positional encoding component."),
+            "q_pe": tensor([rows, "num_qo_heads", "head_dim_kpe"], "bfloat16",
+                           "Query positional encoding component.")}
+
+
+def _out(rows: str) -> dict[str, Any]:
+    return {"output": tensor([rows, "num_qo_heads", "head_dim_ckv"], "bfloat16"),
+            "lse": tensor([rows, "num_qo_heads"], "float32",
+                          "The 2-based log-sum-exp of attention logits.")}
+
+
 _CACHE = {"ckv_cache": tensor(["num_pages", "page_size", "head_dim_ckv"], "bfloat16",
                               "Compressed key-value cache."),
           "kpe_cache": tensor(["num_pages", "page_size", "head_dim_kpe"], "bfloat16",
@@ -43,10 +51,6 @@ _KV_IDX = {"kv_indptr": tensor(["len_indptr"], "int32", "KV page offsets for eac
            "kv_indices": tensor(["num_kv_indices"], "int32",
                                 "Page indices for KV cache lookups.")}
 _SCALE_IN = {"sm_scale": tensor(None, "float32", "Softmax scale.")}
-_OUT = lambda rows: {  # noqa: E731
-    "output": tensor([rows, "num_qo_heads", "head_dim_ckv"], "bfloat16"),
-    "lse": tensor([rows, "num_qo_heads"], "float32",
-                  "The 2-based log-sum-exp of attention logits.")}
 _HEADS = {"num_qo_heads": const(H), "head_dim_ckv": const(CKV), "head_dim_kpe": const(KPE),
           "page_size": const(1)}
 
@@ -99,8 +103,8 @@ DECODE_DEF = definition(
      "num_pages": var("Total number of allocated pages in the KV cache."),
      "len_indptr": var("Length of kv_indptr array."),
      "num_kv_indices": var("Total number of KV page indices.")},
-    {**_Q("batch_size"), **_CACHE, **_KV_IDX, **_SCALE_IN},
-    _OUT("batch_size"),
+    {**_q("batch_size"), **_CACHE, **_KV_IDX, **_SCALE_IN},
+    _out("batch_size"),
     _REF_CORE + """
 
     @torch.no_grad()
@@ -123,10 +127,10 @@ PREFILL_DEF = definition(
      "num_pages": var("Total allocated pages in KV cache."),
      "len_indptr": var("Length of indptr arrays (batch_size + 1)."),
      "num_kv_indices": var("Total number of KV indices.")},
-    {**_Q("total_q"), **_CACHE,
+    {**_q("total_q"), **_CACHE,
      "qo_indptr": tensor(["len_indptr"], "int32", "Query offsets for each sequence."),
      **_KV_IDX, **_SCALE_IN},
-    _OUT("total_q"),
+    _out("total_q"),
     _REF_CORE + """
 
     @torch.no_grad()
@@ -213,7 +217,8 @@ DECODE_OK = _src(DECODE_BODY, D_OK)
 # Drops the rope half of the score (q_pe . kpe): keys are the ckv cache alone.
 DECODE_NO_ROPE = _src(DECODE_BODY, D_OK, QCAT="q_nope.float()", KCAT="ckv")
 # Ignores sm_scale and uses 1/sqrt of the absorbed query width (ckv + kpe).
-DECODE_DEFAULT_SCALE = _src(DECODE_BODY, D_OK, SCALE="1.0 / math.sqrt(q_nope.shape[-1] + q_pe.shape[-1])")
+DECODE_DEFAULT_SCALE = _src(DECODE_BODY, D_OK,
+                            SCALE="1.0 / math.sqrt(q_nope.shape[-1] + q_pe.shape[-1])")
 # Takes the pages of sequence b as kv_indptr[b]..kv_indptr[b+1]-1, ignoring kv_indices.
 DECODE_NO_PAGES = _src(DECODE_BODY, D_OK, PAGES="torch.arange(start, end, device=q.device)")
 
