@@ -249,6 +249,9 @@ class Runner:
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
         seeds = self.seeds(case, trials or tol.trials)
+        # The reference first: a workload it cannot run (an index out of range, say) is the
+        # workload's fault, reported before any solution is blamed for it.
+        self.reference(case, definition, workload, seeds[0])
         plan = self.draw_plan(case, definition, workload, seeds[0])
         extra = {"draws": dataclasses.asdict(plan)} if plan else {}
         try:
