@@ -333,6 +333,12 @@ class Runner:
         if draws is None or draws.numel() % (plan.calls * batch * plan.repeat):
             return check.Verdict("INCORRECT_SHAPE", "the samples drawn on the repeated batch do "
                                  "not have one row per input row")
+        # every draw, not only the trials' few samples, must be a token the filter allows
+        per_row = draws.reshape(plan.calls * plan.repeat, batch, -1).transpose(0, 1)
+        allowed = sampling.check_samples(case.definition.name, names, inputs,
+                                         per_row.reshape(batch, -1))
+        if not allowed.passed:
+            return allowed
         observed = sampling.frequencies(list(draws), batch, vocab)
         if sampling.exact_expected(case.definition.raw):
             expected = sampling.expected_distribution(case.definition.name, names, inputs)

@@ -126,16 +126,18 @@ def check_samples(name: str, names: list[str], inputs: list[Any], samples: Any) 
         bad = flat[out_of_range][:5].tolist()
         return Verdict("INCORRECT_NUMERICAL", f"samples {bad} are outside the vocabulary "
                                               f"[0, {vocab})")
-    mask = valid_mask(name, names, inputs).to(flat.device)
+    probs = inputs[names.index("probs")].reshape(batch, vocab)
+    # a token of probability 0 is never a correct draw, whatever the filter
+    mask = (valid_mask(name, names, inputs) & (probs > 0)).to(flat.device)
     allowed = torch.gather(mask, 1, flat)
     if not allowed.all():
         row, col = (~allowed).nonzero()[0].tolist()
         token = int(flat[row, col])
-        p = float(inputs[names.index("probs")].reshape(batch, vocab)[row, token])
+        p = float(probs[row, token])
         return Verdict("INCORRECT_NUMERICAL",
                        f"{int((~allowed).sum())} sample(s) outside the allowed set: row {row} drew "
-                       f"token {token} (probability {p:.3g}), which its top-k/top-p filter "
-                       "excludes")
+                       f"token {token} (probability {p:.3g}), which "
+                       + ("has probability 0" if p == 0 else "its top-k/top-p filter excludes"))
     return Verdict("PASSED")
 
 

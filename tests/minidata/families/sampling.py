@@ -179,6 +179,15 @@ def run(probs, top_k, top_p):
     return inverse_cdf(p * keep_top_p(p, top_p))
 """
 
+# Off by one in the pivot: keeps the k+1 most probable tokens. Its rare extra token is seen only
+# among the many draws of the distribution check, never in the few samples of the trials.
+TOP_K_PLUS_ONE = _SOLUTION_HELPERS + """
+
+def run(probs, top_k):
+    p = probs.float()
+    return inverse_cdf(p * keep_top_k(p, top_k + 1))
+"""
+
 # Samples the full distribution: the top_k argument is accepted and never applied.
 TOP_K_IGNORED = _SOLUTION_HELPERS + """
 
@@ -304,6 +313,8 @@ def make(gen: Any) -> Family:
         Solution(f"{k}_py", k, TOP_K_OK),
         Solution(f"{k}_ignores_k", k, TOP_K_IGNORED, "INCORRECT_NUMERICAL",
                  "samples the full distribution: top_k is never applied"),
+        Solution(f"{k}_keeps_k_plus_1", k, TOP_K_PLUS_ONE, "INCORRECT_NUMERICAL",
+                 "off by one in the pivot: keeps k+1 tokens"),
         Solution(f"{k}_argmax", k, ARGMAX_K, "INCORRECT_NUMERICAL",
                  "greedy: always returns the most probable token"),
         Solution(f"{p}_py", p, TOP_P_OK, dps=True),
