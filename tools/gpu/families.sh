@@ -13,13 +13,13 @@ pack() { tar -czf $OUT/families.tar.gz -C /tmp families; }
 trap pack EXIT
 PYTEST="python3 -m pytest -p pytest_fib.plugin -p no:cacheprovider -p no:randomly"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $R/gpu.txt
-(timeout 420 python3 tools/gpu/fib_bench_verdicts.py .gpu_data/public $R/fib_bench.jsonl \
+(timeout 400 python3 tools/gpu/fib_bench_verdicts.py .gpu_data/public $R/fib_bench.jsonl \
    mla_paged_decode_h16_ckv512_kpe64_ps1 mla_paged_prefill_causal_h16_ckv512_kpe64_ps1 \
    > $R/fib_bench.log 2>&1; echo "rc=$?" >> $R/fib_bench.log) &
 python3 -m tests.minidata $R/mini > /dev/null
 S=$(date +%s)
 mkdir -p /tmp/run && cd /tmp/run
-timeout 150 $PYTEST --fib-dataset=$R/mini --fib-solutions=dataset -m correctness --fib-seed=0 -q \
+timeout 120 $PYTEST --fib-dataset=$R/mini --fib-solutions=dataset -m correctness --fib-seed=0 -q \
   --junitxml=$R/mini_junit.xml > $R/mini.log 2>&1; echo "rc=$? wall=$(( $(date +%s) - S ))s" >> $R/mini.log
 cd - > /dev/null
 python3 $REPO/tools/gpu/expect_check.py $R/mini_junit.xml $R/mini/expect.json > $R/mini_check.txt 2>&1
@@ -30,7 +30,7 @@ timeout 90 $PYTEST --fib-dataset=$R/mini --fib-solutions=dataset -m timing --fib
   --junitxml=$R/mini_timing.xml > $R/mini_timing.log 2>&1; echo "rc=$?" >> $R/mini_timing.log
 tail -2 $R/mini_timing.log
 S=$(date +%s)
-timeout 300 $PYTEST --fib-dataset=$REPO/.gpu_data/public --fib-solutions=dataset \
+timeout 260 $PYTEST --fib-dataset=$REPO/.gpu_data/public --fib-solutions=dataset \
   -k "mla or gqa or dsa or moe or gdn or rmsnorm" -m correctness -n 8 -q -rfEs --fib-seed=1 \
   --fib-traces=$R/traces --junitxml=$R/public_junit.xml > $R/public.log 2>&1
 echo "rc=$? wall=$(( $(date +%s) - S ))s" >> $R/public.log
