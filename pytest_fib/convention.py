@@ -112,6 +112,8 @@ def _native_target(raw: dict[str, Any]) -> tuple[str, str]:
     symbol = raw.get("spec", {}).get("entry_point", "").partition("::")[2]
     text = "\n".join(s.get("content", "") for s in raw.get("sources", [])
                      if PurePosixPath(s.get("path", "")).suffix in NATIVE_SUFFIXES)
+    # comments go first: "// bf16 [total_q,16,512]" beside a parameter holds commas
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", text, flags=re.S)
     for pattern in _EXPORTS:
         m = re.search(pattern.format(sym=re.escape(symbol)), text)
         if m:

@@ -58,6 +58,13 @@ TVM_FFI = """
 void RmsNorm(tvm::ffi::TensorView x, tvm::ffi::TensorView w, tvm::ffi::TensorView out) {}
 TVM_FFI_DLL_EXPORT_TYPED_FUNC(run, RmsNorm);
 """
+COMMENTED = """
+std::vector<torch::Tensor> run(
+    torch::Tensor q,   // bf16 [total_q,16,512]
+    torch::Tensor k,   /* [n, 8] */
+    c10::optional<double> scale
+) { return {q}; }
+"""
 OPTIONAL = """
 torch::Tensor run(torch::Tensor a, torch::Tensor b, c10::optional<torch::Tensor> c = c10::nullopt) {
   return a;
@@ -68,7 +75,8 @@ torch::Tensor run(torch::Tensor a, torch::Tensor b, c10::optional<torch::Tensor>
 @pytest.mark.parametrize("code, dps, words", [
     (TORCH_BINDING, False, "takes 2"),
     (TVM_FFI, True, "takes 3"),
-    (OPTIONAL, False, "returns a value"),  # arity fits both: the return type settles it
+    (OPTIONAL, False, "returns a value"),
+    (COMMENTED, True, "takes 3 argument"),  # commas in comments are not parameters  # arity fits both: the return type settles it
 ])
 def test_native_signatures(code: str, dps: bool, words: str) -> None:
     how = decide(sol(code, language="cuda", entry="main.cpp::run", path="main.cpp"), 2, 1,
