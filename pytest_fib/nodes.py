@@ -217,9 +217,9 @@ class FibItem(pytest.Function):
         if rep.when != "call":
             return
         rec = fib.results.get(self.case.key, {})
-        how = fib.conventions.get(self.case.key)
-        if how:
-            rep.sections.append(("pytest-fib calling convention", how))
+        notes = fib.notes.get(self.case.key)
+        if notes:
+            rep.sections.append(("pytest-fib notes", "\n".join(notes)))
         report = fib.diagnostics.pop(self.case.key, None)
         if report:
             tool = fib.settings.sanitizer or "ncu"

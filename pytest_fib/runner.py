@@ -135,13 +135,18 @@ class Runner:
         how = self.convention(case)
         if not how.note:
             return case.solution.raw
-        self.fib.conventions[case.key] = how.note
+        self.note(case, f"calling convention: {how.note}")
         spec = {**case.solution.raw["spec"], "destination_passing_style": how.dps}
         return {**case.solution.raw, "spec": spec}
 
+    def note(self, case: Case, text: str) -> None:
+        notes = self.fib.notes.setdefault(case.key, [])
+        if text not in notes:
+            notes.append(text)
+
     def called_as(self, case: Case) -> str:
-        how = self.fib.conventions.get(case.key)
-        return f"\nCalling convention: {how}" if how else ""
+        """The item's notes, for its failure message."""
+        return "".join(f"\nNote: {n}" for n in self.fib.notes.get(case.key, []))
 
     def call(self, request: dict[str, Any], case: Case) -> dict[str, Any]:
         try:
@@ -348,7 +353,11 @@ class Runner:
                 torch.manual_seed(seed)
                 ref = [run_reference(definition, padded, self.device)[0] for _ in range(plan.calls)]
             expected = sampling.frequencies(ref, batch, vocab)
-        return sampling.judge_distribution(observed, expected, plan.repeat * plan.calls)
+        exact = sampling.exact_expected(case.definition.raw)
+        verdict = sampling.judge_distribution(observed, expected, plan.repeat * plan.calls, exact)
+        if verdict.passed and verdict.message:
+            self.note(case, verdict.message)
+        return verdict
 
     def null_candidate(self, case: Case, definition: Any, workload: Any, seed: int, atol: float,
                        rtol: float, required: float) -> str | None:

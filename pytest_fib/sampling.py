@@ -32,8 +32,8 @@ TOP_P_EPS = 5e-2  # flashinfer-bench's tolerance at the nucleus boundary
 # Samples per batch row. Against an exact distribution as flashinfer-bench (500000); against the
 # reference's own draws fewer, since the reference draws as many (a Python loop per row in the
 # public references).
-DRAWS = {("cuda", True): 500_000, ("cuda", False): 50_000, ("cpu", True): 4_000,
-         ("cpu", False): 4_000}
+DRAWS = {("cuda", True): 500_000, ("cuda", False): 100_000, ("cpu", True): 4_000,
+         ("cpu", False): 10_000}
 ROWS_PER_CALL = 10_000  # the batch is repeated up to this many rows per call (as flashinfer-bench)
 
 
@@ -164,7 +164,23 @@ def expected_distribution(name: str, names: list[str], inputs: list[Any]) -> Any
     return masked / masked.sum(-1, keepdim=True)
 
 
-def judge_distribution(observed: Any, expected: Any, draws: int) -> Verdict:
+def noise(support: int, draws: int, exact: bool) -> float:
+    """About the TVD between a correct sampler's frequencies over ``draws`` draws and the
+    expected distribution on ``support`` tokens (sqrt(2/pi)/2 * sqrt(support/draws) for a
+    uniform one; twice the variance against another sample)."""
+    return 0.4 * (support * (1 if exact else 2) / max(1, draws)) ** 0.5
+
+
+def judge_distribution(observed: Any, expected: Any, draws: int, exact: bool = True) -> Verdict:
+    """TVD per row against the threshold, where the draws can tell: a row whose support is so
+    large that a correct sampler's own noise would reach half the threshold is not judged
+    (flashinfer-bench's main branch skips such rows too; 0.1.2 fails correct samplers there)."""
+    support = int((expected > 0).sum(-1).max())
+    if noise(support, draws, exact) > TVD_THRESHOLD / 2:
+        return Verdict("PASSED", f"sample distribution not judged: {support} possible tokens "
+                                 f"are too many for {draws} draws per row (expected noise "
+                                 f"{noise(support, draws, exact):.2f} TVD); every draw was "
+                                 "still checked against the allowed set")
     tvd = 0.5 * (observed - expected).abs().sum(-1)
     worst = int(tvd.argmax())
     if float(tvd[worst]) > TVD_THRESHOLD:

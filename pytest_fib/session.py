@@ -34,8 +34,9 @@ class FibSession:
     traces: Any = None  # traces.TraceWriter, created at the first finished item
     recorded: dict[str, str] = dataclasses.field(default_factory=dict)  # --fib-resume index
     diagnostics: dict[str, str] = dataclasses.field(default_factory=dict)  # sanitizer/ncu reports
-    # case key -> how the solution was called, where its JSON leaves the convention unsaid
-    conventions: dict[str, str] = dataclasses.field(default_factory=dict)
+    # case key -> what the item's output should say besides its verdict: how the solution was
+    # called where its JSON leaves the convention unsaid, a check that could not be made
+    notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     # --fib-selftest: (exploit, expectation, check that caught it, stage)
     selftest: list[tuple[str, dict[str, Any], str, str]] = dataclasses.field(default_factory=list)
 

@@ -61,3 +61,16 @@ def test_exact_expected_only_without_top_p() -> None:
 def test_draw_plan_repeats_the_batch_up_to_the_row_budget() -> None:
     plan = sampling.DrawPlan.for_inputs(batch=4, vocab=128, device="cpu", exact=True)
     assert plan.repeat == 2500 and plan.repeat * plan.calls >= sampling.DRAWS["cpu", True]
+
+
+def test_a_support_too_large_for_the_draws_is_not_judged_and_says_so() -> None:
+    support = 20_000
+    expected = torch.full((1, support), 1 / support, dtype=torch.float64)
+    observed = torch.zeros_like(expected)
+    observed[0, 0] = 1.0  # would be far off, but 4000 draws cannot tell a correct sampler apart
+    v = sampling.judge_distribution(observed, expected, draws=4000, exact=True)
+    assert v.passed and "not judged" in v.message and "20000 possible tokens" in v.message
+    v = sampling.judge_distribution(observed[:, :100] * 0 + 1 / 100,
+                                    expected[:, :100] * 0 + torch.eye(1, 100, dtype=torch.float64),
+                                    draws=4000, exact=True)
+    assert not v.passed
