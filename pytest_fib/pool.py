@@ -21,6 +21,10 @@ from typing import Any
 
 
 STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loaded machine
+# A worker whose crash report began before the item's limit has stopped running solution code: it
+# is given this long to finish printing and die, so that the verdict names the signal (issue 14).
+CRASH_GRACE = 60.0
+CRASH_MARK = "Fatal Python error"  # faulthandler's first line
 
 
 class WorkerLost(Exception):
@@ -46,7 +50,7 @@ def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
 
 def crash_excerpt(log: str, lines: int = 30) -> str:
     """The Python stack faulthandler printed (which solution line crashed), else the log's end."""
-    at = log.find("Fatal Python error")
+    at = log.find(CRASH_MARK)
     if at < 0:
         return "\n".join(log.splitlines()[-lines:])
     head = log[at:].splitlines()[0]
@@ -123,13 +127,9 @@ class WorkerProcess:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                tail = self.log_tail(start_log, 400)
+                if CRASH_MARK in self.log_tail(start_log, 400):
+                    raise WorkerLost(self._crashed(start_log, timeout))
                 self.kill()
-                if "Fatal Python error" in tail:  # crashed; a native handler was still printing
-                    raise WorkerLost(f"the worker process crashed (a crash in solution code) and "
-                                     f"was still writing its crash report at the {timeout:g} s "
-                                     f"limit; it was killed and replaced. Its last output:\n"
-                                     f"{crash_excerpt(tail)}")
                 raise WorkerLost(f"timed out after {timeout:g} s (--fib-timeout); the worker was "
                                  f"killed and replaced. Its last output:\n{self.log_tail(start_log)}")
             try:
@@ -143,6 +143,21 @@ class WorkerProcess:
         resp: dict[str, Any] = pickle.loads(data)
         resp["log"] = resp.get("log") or self.log_tail(start_log, 60)
         return resp
+
+    def _crashed(self, since: int, timeout: float) -> str:
+        """The limit came while the worker was dying of a crash (faulthandler printing, the
+        kernel tearing the process down: on a loaded machine this takes a while): not a timeout.
+        Wait for the process to end and report its death; kill it if it does not end."""
+        try:
+            self.proc.wait(timeout=CRASH_GRACE)
+        except subprocess.TimeoutExpired:
+            tail = self.log_tail(since, 400)
+            self.kill()
+            return (f"the worker process crashed (a crash in solution code) and was still "
+                    f"writing its crash report {CRASH_GRACE:g} s after the {timeout:g} s limit; "
+                    f"it was killed and replaced. Its last output:\n{crash_excerpt(tail)}")
+        self.conn.close()
+        return self._death(since)
 
     def _death(self, since: int) -> str:
         try:

@@ -419,8 +419,25 @@ def warm_profiler() -> None:
     prof.events()
 
 
+def warm_imports() -> None:
+    """Import what every first request needs (flashinfer-bench's models and builders, with their
+    toolchains triton and tvm_ffi): on a loaded 2-core machine that takes seconds, which belong
+    to start-up, not to the first item's --fib-timeout (issue 14). A failure here is left for
+    that request to report."""
+    try:
+        from flashinfer_bench.compile import BuilderRegistry
+
+        from . import inputs, models  # noqa: F401
+
+        BuilderRegistry.get_instance()
+    except Exception:  # noqa: BLE001 - reported by the first request that needs it
+        pass
+    faulthandler.enable()  # tvm_ffi installs its own SIGSEGV handler: see Worker.build
+
+
 def serve(conn: Connection) -> None:
     worker = Worker()  # imports torch: seconds, which must not count against an item's timeout
+    warm_imports()
     if os.environ.get(WARM_PROFILER):
         warm_profiler()
     conn.send_bytes(pickle.dumps({"ready": os.getpid()}))

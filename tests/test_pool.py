@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from pytest_fib import pool
 
@@ -73,3 +78,67 @@ def test_start_does_not_wait_for_the_worker_and_the_first_call_does(tmp_path) ->
     finally:
         workers.close()
     assert first.proc.poll() is not None  # asked to exit, and did
+
+
+# A stand-in worker (started as the worker's "wrapper", so it ignores the real command line that
+# follows): it says ready, takes one request, prints faulthandler's first line and then dies of
+# SIGSEGV once told to by the test (a file), or never.
+DYING_WORKER = """\
+import os, pickle, signal, sys, time
+from multiprocessing.connection import Connection
+
+conn = Connection(int(sys.argv[-1]))
+conn.send_bytes(pickle.dumps({"ready": os.getpid()}))
+conn.recv_bytes()
+print("Fatal Python error: Segmentation fault", flush=True)
+release = sys.argv[1]
+while not os.path.exists(release):
+    time.sleep(0.01)
+os.kill(os.getpid(), signal.SIGSEGV)
+"""
+
+
+def _dying_worker(tmp_path, release) -> pool.WorkerProcess:
+    script = tmp_path / "dying_worker.py"
+    script.write_text(DYING_WORKER)
+    return pool.WorkerProcess("cpu", tmp_path, wrapper=[sys.executable, str(script), str(release)])
+
+
+def test_a_crash_still_being_reported_at_the_limit_is_a_crash_not_a_timeout(
+        tmp_path, monkeypatch) -> None:
+    """Issue 14: at the item's limit the worker had printed its crash report but not yet died;
+    the item was judged then, with the wrong cause. It waits for the death and names the signal."""
+    release = tmp_path / "release"
+    worker = _dying_worker(tmp_path, release)
+    worker._wait_ready()
+    monkeypatch.setattr(worker, "log_size", lambda: 0)  # the report is this call's output
+    # The limit is over as soon as the request is sent; the worker dies only after that.
+    monkeypatch.setattr(worker, "log_tail", _after_the_report(worker.log_tail, release))
+    with pytest.raises(pool.WorkerLost) as lost:
+        worker.call({"op": "ping"}, timeout=0)
+    assert "killed by signal SIGSEGV" in str(lost.value)
+    assert "Fatal Python error: Segmentation fault" in str(lost.value)
+    assert "timed out" not in str(lost.value) and not worker.alive
+
+
+def test_a_crash_report_that_never_ends_is_cut_short(tmp_path, monkeypatch) -> None:
+    worker = _dying_worker(tmp_path, tmp_path / "never")
+    worker._wait_ready()
+    monkeypatch.setattr(worker, "log_size", lambda: 0)
+    monkeypatch.setattr(worker, "log_tail", _after_the_report(worker.log_tail))
+    monkeypatch.setattr(pool, "CRASH_GRACE", 0.5)
+    with pytest.raises(pool.WorkerLost, match="still writing its crash report 0.5 s after"):
+        worker.call({"op": "ping"}, timeout=0)
+    assert not worker.alive
+
+
+def _after_the_report(log_tail, release: Path | None = None):
+    """``log_tail`` that returns once the crash report is there (then lets the worker die, if
+    ``release``): the controller reads the log when the limit has passed, after the report."""
+    def tail(since: int = 0, lines: int = 40) -> str:
+        while "Fatal Python error" not in log_tail(since, lines):
+            time.sleep(0.01)
+        if release is not None:
+            release.touch()
+        return log_tail(since, lines)
+    return tail

@@ -7,6 +7,7 @@ The expectation is computed independently, with flashinfer-bench's own pydantic 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,10 +25,18 @@ pytestmark = pytest.mark.skipif(not (DATASET / "definitions").is_dir(),
 
 IMPORT_CHECK = """
 import sys
+import time
+
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session):
+    session.config._fib_cpu0 = time.process_time()
 
 def pytest_collection_finish(session):
     heavy = [m for m in ("torch", "triton", "tvm_ffi") if m in sys.modules]
     print("import-check heavy:", heavy)
+    print(f"collection cpu: {time.process_time() - session.config._fib_cpu0:.3f}s")
 """
 
 
@@ -65,7 +74,7 @@ def collected(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedP
     root = tmp_path_factory.mktemp("real")
     (root / "fib_import_check.py").write_text(IMPORT_CHECK)
     env = helpers.clean_env(root / ".fib-cache")
-    env["PYTHONPATH"] = str(root)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, "-m", "pytest", f"--fib-dataset={DATASET}", "--fib-solutions=dataset",
          "--collect-only", "-q", "-p", "fib_import_check", "-p", "no:randomly", "-p",
@@ -104,9 +113,10 @@ def test_collection_imports_no_torch(collected: subprocess.CompletedProcess) -> 
 
 
 def test_collection_is_fast(collected: subprocess.CompletedProcess) -> None:
-    """The brief's budget is 3 s for collecting the whole dataset; pytest's own 'collected in'
-    figure (collection only, no interpreter start) is measured here, about 0.5 s on a 2-core
-    machine, so the bound leaves a wide margin for a loaded CI host."""
-    m = re.search(r"(\d+) tests? collected in ([0-9.]+)s", collected.stdout)
-    assert m is not None
-    assert float(m.group(2)) < 3.0
+    """The brief's budget is 3 s for collecting the whole dataset. The CPU time of collection
+    (no interpreter start) is measured here, about 1.6 s on a 2-core machine: unlike pytest's
+    own 'collected in' (wall time), it does not grow with other work on the machine (issue 14)."""
+    assert re.search(r"(\d+) tests? collected in ([0-9.]+)s", collected.stdout) is not None
+    m = re.search(r"collection cpu: ([0-9.]+)s", collected.stdout)
+    assert m is not None, collected.stdout[-2000:]
+    assert float(m.group(1)) < 3.0

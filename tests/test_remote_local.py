@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -268,13 +269,16 @@ def test_dataset_solutions_keep_their_ids(pytester, project):
 def test_no_credentials_fails_fast_naming_the_fix(pytester, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")}
     env["HOME"] = str(tmp_path)
-    t0 = time.monotonic()
+    # CPU time, not wall time: on a loaded CI machine the same 0.5 s of work took over 2 s of
+    # wall time (issue 14). Fast here means nothing heavy runs before the check.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "pytest", "--modal", "-k", "rmsnorm"],
-                          cwd=pytester.path, env=env, capture_output=True, text=True, timeout=60)
-    elapsed = time.monotonic() - t0
+                          cwd=pytester.path, env=env, capture_output=True, text=True, timeout=120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert done.returncode == 4
     assert "modal token new" in done.stderr and "modal setup" in done.stderr
-    assert elapsed < 2.0, elapsed
+    assert cpu < 2.0, cpu
     assert "modal" not in _imported_after_usage_error(env, pytester.path)
 
 
@@ -283,7 +287,7 @@ def _imported_after_usage_error(env: dict, cwd: Path) -> str:
             "print('MODULES', ' '.join(sorted(m for m in sys.modules if m.split('.')[0] == "
             "'modal')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=120)
     line = [x for x in done.stdout.splitlines() if x.startswith("MODULES")][0]
     return line[len("MODULES"):].strip()
 
@@ -295,20 +299,23 @@ def test_ctrl_c_stops_and_cleans_up_the_remote_side(pytester, project, tmp_path)
         from pathlib import Path
 
         def test_hang():
-            Path({str(marker)!r}).write_text(f"{{os.getpid()}} {{Path.cwd()}}")
+            part = Path({str(marker)!r} + ".part")  # renamed once whole: read as soon as seen
+            part.write_text(f"{{os.getpid()}} {{Path.cwd()}}")
+            os.replace(part, {str(marker)!r})
             time.sleep(120)
         """))
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "test_hang.py", "-p", "no:randomly",
                              *LOCAL], cwd=project, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert marker.exists(), proc.communicate(timeout=5)
-    time.sleep(0.3)
+    # Ctrl-C the moment the remote test runs (an event, not a delay): the controller's handler
+    # is in place from before the remote side started, so no settling time is needed.
+    deadline = time.monotonic() + 240  # the remote pytest's start-up, on a loaded machine
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate(timeout=30)
     pid, cwd = marker.read_text().split(" ", 1)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)  # a stuck stop waits 180 s for its shards
     assert proc.returncode == 2, (out, err)
     assert "interrupted: remote side terminated" in err
     with pytest.raises(ProcessLookupError):

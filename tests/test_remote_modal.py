@@ -14,7 +14,6 @@ import _thread
 import io
 import tarfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +57,8 @@ class Stream:
         yield from self.chunks
         if self.error is not None:
             raise self.error
-        if self.gate is not None:
-            self.gate.wait(30)
+        if self.gate is not None and not self.gate.wait(30):
+            raise AssertionError("the stream waited 30 s: the sandbox was never terminated")
 
     def read(self):
         return b"".join(self.chunks) if self.chunks and isinstance(self.chunks[0], bytes) \
@@ -74,8 +73,8 @@ class Proc:
         self.gate = gate
 
     def wait(self) -> int:
-        if self.gate is not None:
-            self.gate.wait(30)
+        if self.gate is not None and not self.gate.wait(30):
+            raise AssertionError("wait() waited 30 s: the sandbox was never terminated")
         return self.returncode
 
 
@@ -126,10 +125,11 @@ class Sandbox:
                                error=modal.exception.ConnectionError("stream reset")), code=0)
         if script == "killed":
             return Proc(Stream(["...\n"]), code=137)
-        if script == "hang":  # Ctrl-C once the remote pytest streams
-            return Proc(Stream(["running...\n"], gate=self.terminated,
-                               on_start=lambda: threading.Timer(0.3, _thread.interrupt_main)
-                               .start()), gate=self.terminated, code=-1)
+        if script.startswith("hang"):  # runs until terminated
+            # "hang": Ctrl-C as soon as the remote pytest streams (an event, not a delay)
+            ctrl_c = _thread.interrupt_main if script == "hang" else None
+            return Proc(Stream(["running...\n"], gate=self.terminated, on_start=ctrl_c),
+                        gate=self.terminated, code=-1)
         raise AssertionError(script)
 
     def terminate(self) -> None:
@@ -160,6 +160,8 @@ def remote(monkeypatch: pytest.MonkeyPatch) -> Remote:
 
     def create(*args: Any, **kw: Any) -> Sandbox:
         r.calls.append(("Sandbox.create", args, kw))
+        if r.script == "hang-ctrl-c-at-create":  # the earliest a container can exist
+            _thread.interrupt_main()
         if r.script == "no-gpu":
             raise modal.exception.ResourceExhaustedError("no B200 available")
         r.mounts = mounts_of(kw["image"])
@@ -319,11 +321,12 @@ def test_infrastructure_failures_are_exit_8_and_clean_up(pytester, project, remo
         assert remote.names().count("terminate") == created == 1
 
 
-def test_ctrl_c_terminates_the_sandbox(pytester, project, remote, capsys):
-    remote.script = "hang"
-    t0 = time.monotonic()
+@pytest.mark.parametrize("script", ["hang", "hang-ctrl-c-at-create"])
+def test_ctrl_c_terminates_the_sandbox(pytester, project, remote, capsys, script):
+    """The remote side hangs until terminated (a stream that waited 30 s for it would fail the
+    shard, exit 8): Ctrl-C must terminate it, whenever it comes once a sandbox may exist."""
+    remote.script = script
     assert run(pytester) == int(pytest.ExitCode.INTERRUPTED)
-    assert time.monotonic() - t0 < 20
     assert remote.names().count("terminate") == 1
     assert "interrupted: remote side terminated (sb-fake1)" in capsys.readouterr().err
 

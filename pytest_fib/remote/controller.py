@@ -23,6 +23,7 @@ import random
 import re
 import shlex
 import shutil
+import signal
 import sys
 import tarfile
 import tempfile
@@ -346,6 +347,41 @@ class Shard:
         return f"{self.job.index}/{self.job.total}"
 
 
+class CtrlC:
+    """Ctrl-C while the shards run is noted by a SIGINT handler and acted on by the event loop.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be can land inside the event
+    queue's own locking (``with`` is not atomic against it: bpo-29988), and a shard thread that
+    then puts its next event waits forever: the session hung instead of stopping (issue 14). The
+    handler is installed before any shard starts, so a Ctrl-C at any moment after that, however
+    early, stops the session the same way; before it, ``main`` reports that nothing ran."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.installed = False
+        self.previous: Any = None
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():  # else none can arrive here
+            self.previous = signal.signal(signal.SIGINT, self._note)
+            self.installed = True
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.pressed = True  # only a flag: safe whatever the main thread was doing
+
+    def stopping(self) -> None:
+        """While the remote side is being stopped, a second Ctrl-C raises KeyboardInterrupt."""
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None
+                          else signal.default_int_handler)
+            self.installed = False
+
+
 class Session:
     def __init__(self, plan: Plan, o: Options, backend: Any, layout: Layout, stage_dir: Path,
                  console: Console) -> None:
@@ -411,12 +447,23 @@ class Session:
         threads = [threading.Thread(target=self._run_shard, args=(s,), daemon=True,
                                     name=f"pytest-fib-modal-{s.label}") for s in shards.values()]
         t0 = time.monotonic()
+        with CtrlC() as ctrl_c:
+            if self._loop(shards, threads, total, ctrl_c):
+                ctrl_c.stopping()
+                return self._interrupt(shards, threads)
+        return self._finish(shards, time.monotonic() - t0)
+
+    def _loop(self, shards: dict[int, Shard], threads: list[threading.Thread], total: int,
+              ctrl_c: CtrlC) -> bool:
+        """Start the shards and handle their events until all closed; True on Ctrl-C."""
         for t in threads:
             t.start()
         closed = 0
         last_progress = 0.0
         try:
             while closed < len(shards):
+                if ctrl_c.pressed:
+                    return True
                 try:
                     ev = self.events.get(timeout=0.25)
                 except queue.Empty:
@@ -449,9 +496,9 @@ class Session:
                     s.infra, s.state = ev[2], "failed"
                     self.console.note(f"shard {s.label}: infrastructure failure: {ev[2]}"
                                       if total > 1 else f"infrastructure failure: {ev[2]}")
-        except KeyboardInterrupt:
-            return self._interrupt(shards, threads)
-        return self._finish(shards, time.monotonic() - t0)
+        except KeyboardInterrupt:  # raised all the same: CtrlC could not install its handler
+            return True
+        return False
 
     def _interrupt(self, shards: dict[int, Shard], threads: list[threading.Thread]) -> int:
         self.stopping.set()
