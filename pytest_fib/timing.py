@@ -26,6 +26,11 @@ import time
 from typing import Any, Callable
 
 MARKER_CYCLES = 1000  # torch.cuda._sleep: a ~1 us kernel that separates iterations in the trace
+# The marker kernel's exact name in a CUPTI trace (learned once per process by marker_name();
+# this is what torch 2.x reports). Matched exactly, never as a substring: an honest kernel named
+# spin_* must neither count as a marker nor have its own time dropped (issue 13).
+MARKER_KERNEL = "void at::native::(anonymous namespace)::spin_kernel(long)"
+_LEARNED: list[str] = []
 
 
 @dataclasses.dataclass
@@ -172,7 +177,7 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
     except RuntimeError as e:
         raise _ProfilerUnavailable(str(e)) from None
     acts = _device_activities(prof)
-    split = spans_between_markers(acts, iterations)
+    split = spans_between_markers(acts, iterations, marker_name())
     if split is None:
         raise _ProfilerUnavailable("the trace did not hold two markers per iteration")
     samples, streams = split
@@ -183,8 +188,23 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
     return m
 
 
-def spans_between_markers(acts: list[tuple[float, float, str, int]],
-                          iterations: int) -> tuple[list[float], int] | None:
+def marker_name() -> str:
+    """The exact name the marker kernel has in this process's traces: one ``_sleep`` profiled
+    alone (at the first measurement, outside any timed span)."""
+    if not _LEARNED:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            torch.cuda._sleep(10)  # type: ignore[attr-defined]
+            torch.cuda.synchronize()
+        names = {a[2] for a in _device_activities(prof)}
+        _LEARNED.append(names.pop() if len(names) == 1 else MARKER_KERNEL)
+    return _LEARNED[0]
+
+
+def spans_between_markers(acts: list[tuple[float, float, str, int]], iterations: int,
+                          marker: str = MARKER_KERNEL) -> tuple[list[float], int] | None:
     """From a device trace sorted by start time, the device time of each iteration's work:
     everything that starts after an opening marker ends and before its closing marker starts (the
     closing marker is launched after a device-wide synchronize, so side-stream work of the call is
@@ -192,14 +212,14 @@ def spans_between_markers(acts: list[tuple[float, float, str, int]],
     seconds and the most streams one iteration involved, the calling stream (the markers') always
     counted: work moved entirely to a side stream shows as 2. None when the trace does not hold
     2 markers per iteration."""
-    markers = [a for a in acts if "spin" in a[2].lower()]
+    markers = [a for a in acts if a[2] == marker]
     if len(markers) != 2 * iterations:
         return None
     samples = []
     streams = 1
     for n in range(iterations):
         opened, closed = markers[2 * n][1], markers[2 * n + 1][0]
-        work = [a for a in acts if opened <= a[0] < closed and "spin" not in a[2].lower()]
+        work = [a for a in acts if opened <= a[0] < closed and a[2] != marker]
         samples.append(busy_time(work) / 1e6)
         streams = max(streams, len({a[3] for a in work} | {markers[2 * n][3]}))
     return samples, streams
