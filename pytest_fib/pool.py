@@ -19,6 +19,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from .zygote import kill_tree
+
 
 STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loaded machine
 # A worker whose crash report began before the item's limit has stopped running solution code: it
@@ -28,7 +30,13 @@ CRASH_MARK = "Fatal Python error"  # faulthandler's first line
 
 
 class WorkerLost(Exception):
-    """The worker died or hung: the message says how, with the end of its output."""
+    """The worker died or hung: the message says how, with the end of its output. ``replaced``:
+    the worker process itself is gone (a timeout kills it); False when only the solution's
+    child process died and the worker forks a fresh one (zygote.py)."""
+
+    def __init__(self, message: str, replaced: bool = True) -> None:
+        super().__init__(message)
+        self.replaced = replaced
 
 
 def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
@@ -141,13 +149,29 @@ class WorkerProcess:
             if self.proc.poll() is not None and not self.conn.poll(0):
                 raise WorkerLost(self._death(start_log))
         resp: dict[str, Any] = pickle.loads(data)
+        if resp.get("status") == "lost":
+            raise WorkerLost(self._child_death(start_log, resp["code"]), replaced=False)
         resp["log"] = resp.get("log") or self.log_tail(start_log, 60)
         return resp
+
+    def _child_death(self, since: int, code: int) -> str:
+        return (f"the solution's process {_signal_name(code)} (a crash in solution code: "
+                f"segfault, abort, out of memory?); a fresh process serves the next item. Its "
+                f"last output:\n{crash_excerpt(self.log_tail(since, 400))}")
 
     def _crashed(self, since: int, timeout: float) -> str:
         """The limit came while the worker was dying of a crash (faulthandler printing, the
         kernel tearing the process down: on a loaded machine this takes a while): not a timeout.
-        Wait for the process to end and report its death; kill it if it does not end."""
+        Wait for the process to end and report its death; kill it if it does not end. (A
+        solution's child process dies alone: its zygote answers for it.)"""
+        try:
+            if self.conn.poll(CRASH_GRACE):
+                resp = pickle.loads(self.conn.recv_bytes())
+                if resp.get("status") == "lost":
+                    self.kill()  # the verdict is in; the item's limit passed: start afresh
+                    return self._child_death(since, resp["code"])
+        except (EOFError, OSError):
+            pass
         try:
             self.proc.wait(timeout=CRASH_GRACE)
         except subprocess.TimeoutExpired:
@@ -174,12 +198,9 @@ class WorkerProcess:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
-            self.proc.wait()
+        """The worker, its solutions' processes and whatever those spawned."""
+        kill_tree(self.proc.pid)  # alive or not: its process group may still hold leftovers
+        self.proc.wait()
         self.conn.close()
 
     def close(self) -> None:
@@ -197,7 +218,8 @@ class WorkerProcess:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.kill()
+            pass
+        self.kill()  # anything a solution left running goes with it (its group, its children)
 
 
 class Pool:
@@ -228,12 +250,12 @@ class Pool:
             return self._one_shot(request, timeout)
         try:
             resp = self.worker.call(request, timeout)
-        except WorkerLost:
-            self.worker = None
+        except WorkerLost as e:
+            if e.replaced:
+                self.worker = None
             raise
-        if resp.get("fatal"):
-            self.worker.close()
-            self.worker = None
+        # A fatal answer (poisoned CUDA context, tampering) ends the solution's process only: the
+        # zygote forks a fresh one for the next request.
         return resp
 
     def _one_shot(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -63,6 +64,8 @@ class Runner:
             pool.shutdown()
         for pool in (self.pool, self.ref_pool):
             pool.join()
+        # Worker logs: every failure message already carries the part of the log it needs.
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
     # -- shared pieces -------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
-from . import check
+from . import check, zygote
 from .build import (Builder, BuildFailure, CheckUnavailable, MissingPackage, compiler_errors,
                     missing_dependency, missing_module)
 from .transfer import Outbox
@@ -435,7 +435,9 @@ def warm_imports() -> None:
     faulthandler.enable()  # tvm_ffi installs its own SIGSEGV handler: see Worker.build
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, child: bool = False) -> None:
+    """Answer requests until EOF. As a zygote's child (``child``), each answer is prefixed with
+    whether this process goes on after it (zygote.py)."""
     worker = Worker()  # imports torch: seconds, which must not count against an item's timeout
     warm_imports()
     if os.environ.get(WARM_PROFILER):
@@ -447,18 +449,40 @@ def serve(conn: Connection) -> None:
         except (EOFError, OSError):
             return
         resp = worker.handle(req)
-        conn.send_bytes(pickle.dumps(resp, protocol=pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps(resp, protocol=pickle.HIGHEST_PROTOCOL)
+        if child:
+            data = (zygote.EXITS if resp.get("fatal") else zygote.GOES_ON) + data
+        conn.send_bytes(data)
         if resp.get("fatal"):
             sys.stdout.flush()
             os._exit(3)  # the CUDA context is poisoned: let the controller start a fresh worker
+
+
+def serve_child(conn: Connection) -> None:
+    """A solution's process, forked by the zygote: it exits with its parent."""
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    faulthandler.enable()
+    serve(conn, child=True)
+
+
+def run_zygote(conn: Connection) -> None:
+    """Import everything a solution's process needs, never touching CUDA (a forked child must
+    create its own context), say ready, then fork one child per solution (zygote.py)."""
+    import torch  # noqa: F401
+
+    warm_imports()
+    conn.send_bytes(pickle.dumps({"ready": os.getpid()}))
+    zygote.Zygote(conn, serve_child).run()
 
 
 def main(argv: list[str]) -> None:
     fd = int(argv[1])
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     profile_dir = os.environ.get("PYTEST_FIB_PROFILE_WORKERS")
-    if not profile_dir:
+    if os.environ.get(WRAPPED):  # one process per call already, and the tool follows it
         serve(Connection(fd))
+    elif not profile_dir:
+        run_zygote(Connection(fd))
     else:  # where a session's time goes on a GPU (tools/gpu/): cProfile stats per worker
         import cProfile
 

@@ -1,0 +1,167 @@
+"""One process per solution, forked from a pre-imported parent (issue 13).
+
+The worker process the controller starts (``pool.py``) imports torch, flashinfer-bench and its
+builders once, and never touches CUDA: it is a zygote. Every solution (every definition, for the
+reference worker) runs in a child forked from it, so nothing a solution does to its process --
+patching torch, ``os.chdir``, environment variables, ``sys.path``, its CUDA context, threads --
+reaches the next one. A fork of the imported zygote costs milliseconds; a spare child is forked
+ahead, so on a GPU its CUDA context and CUPTI start-up overlap the current solution's items and a
+switch costs almost nothing.
+
+Each child runs ``worker.serve`` in a private temporary working directory (removed when the child
+is reaped), in the zygote's process group: the controller's kill of that group takes every child
+and everything they spawned. The zygote relays requests and answers byte for byte, and when a child
+dies it answers for it: ``{"status": "lost", "code": ...}`` (the signal or exit status), so a crash
+costs one fork, not a new worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import signal
+import socket
+import tempfile
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+# Prefixes of a child's answer: whether the child goes on after it, or exits (its CUDA context
+# is poisoned, or it tampered with the harness) and must not get another request.
+GOES_ON, EXITS = b"K", b"X"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere): what a solution spawned."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            out.append(kid)
+            todo.append(kid)
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``, its process group, and everything below it (its own groups included):
+    a solution's leftover processes must not outlive it, holding GPU memory."""
+    for victim in [*descendants(pid), pid]:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(victim, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def isolation_key(req: dict[str, Any]) -> str:
+    """What a child is for: the solution (and a baseline timed beside it), or for reference ops
+    the definition. Requests with the same key share a child."""
+    parts = [req.get(k) for k in ("solution", "baseline")] if req.get("solution") else [
+        req.get("definition")]
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+@dataclasses.dataclass
+class Child:
+    pid: int
+    conn: Connection
+    home: str  # its private working directory
+    key: str | None = None
+    ready: bool = False  # its start-up handshake has been read
+
+
+class Zygote:
+    def __init__(self, upstream: Connection, serve: Callable[[Connection], None]) -> None:
+        self.upstream = upstream
+        self.serve = serve
+        self.child: Child | None = None
+        self.spare: Child | None = None
+
+    def fork(self) -> Child:
+        ours, theirs = socket.socketpair()
+        home = tempfile.mkdtemp(prefix="pytest-fib-solution-")
+        pid = os.fork()
+        if pid == 0:  # the child: serve on its own socket, in its own folder, then exit
+            code = 0
+            try:
+                ours.close()
+                os.close(self.upstream.fileno())  # only the zygote talks to the controller
+                os.setpgid(0, 0)  # its own group: what it spawns goes with it (kill_tree)
+                os.chdir(home)
+                os.environ["TMPDIR"] = home
+                tempfile.tempdir = home
+                self.serve(Connection(theirs.detach()))
+            except BaseException:  # noqa: BLE001 -- reported by the zygote as a lost child
+                code = 70
+            finally:
+                os._exit(code)
+        theirs.close()
+        return Child(pid, Connection(ours.detach()), home)
+
+    def reap(self, child: Child, kill: bool = True) -> int:
+        """End a child (SIGKILL unless it is exiting by itself) and return its wait status as
+        pool.py reads it: -signal, or the exit code."""
+        if kill:
+            kill_tree(child.pid)
+        child.conn.close()
+        _, status = os.waitpid(child.pid, 0)
+        kill_tree(child.pid)  # what it spawned, if it died first: its group outlives it
+        shutil.rmtree(child.home, ignore_errors=True)
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+    def child_for(self, key: str) -> Child:
+        if self.child is not None and self.child.key != key:
+            self.reap(self.child)  # a new solution: the last one's process goes, whatever it did
+            self.child = None
+        if self.child is None:
+            self.child, self.spare = (self.spare or self.fork()), None
+            self.child.key = key
+        if self.spare is None:
+            self.spare = self.fork()  # warms up (CUDA, CUPTI) while this one works
+        return self.child
+
+    def relay(self, raw: bytes) -> bytes:
+        req = pickle.loads(raw)
+        child = self.child_for(isolation_key(req))
+        try:
+            if not child.ready:  # its start-up (a CUDA context, CUPTI) is over
+                child.conn.recv_bytes()
+                child.ready = True
+            child.conn.send_bytes(raw)
+            answer = child.conn.recv_bytes()
+        except (EOFError, OSError):
+            self.child = None
+            code = self.reap(child, kill=False)
+            return pickle.dumps({"status": "lost", "code": code, "pid": child.pid})
+        if answer[:1] == EXITS:
+            self.child = None
+            self.reap(child, kill=False)
+        return answer[1:]
+
+    def run(self) -> None:
+        while True:
+            try:
+                raw = self.upstream.recv_bytes()
+            except (EOFError, OSError):
+                break
+            self.upstream.send_bytes(self.relay(raw))
+        for child in (self.child, self.spare):
+            if child is not None:
+                self.reap(child)

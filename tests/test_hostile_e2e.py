@@ -1,0 +1,71 @@
+"""Hostile solutions cannot touch the next one (issue 13): each solution runs in a process of its
+own, forked from the worker (zygote.py), in a private working directory, and what it spawned dies
+with it. Items run in name order: each hostile solution comes before the ones that check."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import helpers
+
+HOSTILE = {
+    # right answers, then it breaks torch for whoever comes next
+    "a_patch": ("import torch\n\ndef run(x, y):\n    y.copy_(x * 2)\n"
+                "    torch.Tensor.__mul__ = lambda a, b: a + 1000\n"
+                "    torch.Tensor.copy_ = lambda a, b: a\n"),
+    # right answers, then it changes the process's environment, folder and import path, and
+    # leaves a process of its own running
+    "b_env": ("import os, subprocess, sys\n\nSLEEP = '3171'\n\ndef run(x, y):\n    y.copy_(x * 2)\n"
+              "    os.environ['FIB_LEAK'] = '1'\n    sys.path.insert(0, '/nonexistent-fib')\n"
+              "    open('pid', 'w').write(str(subprocess.Popen(['sleep', SLEEP]).pid))\n"
+              "    os.chdir('/')\n"),
+}
+# what the next solution checks, besides computing x * 2 with torch (which a_patch broke)
+CHECK = ("import os, sys, tempfile\n\ndef run(x, y):\n"
+         "    assert 'FIB_LEAK' not in os.environ, 'environment leaked'\n"
+         "    assert '/nonexistent-fib' not in sys.path, 'sys.path leaked'\n"
+         "    assert 'pytest-fib-solution-' in os.getcwd(), os.getcwd()\n"
+         "    assert tempfile.gettempdir() == os.getcwd()\n"
+         "    y.copy_(x * 2)\n")
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[helpers.Run, float]:
+    root = tmp_path_factory.mktemp("hostile")
+    helpers.project(root, kits=(), ns=(1, 7))
+    for name, code in HOSTILE.items():
+        helpers.add_kit(root / "kernels", name, code)
+    helpers.add_kit(root / "kernels", "c_check", CHECK)
+    helpers.add_kit(root / "kernels", "d_ok", kind="ok")
+    start = time.monotonic()
+    run = helpers.run_pytest(root, "--fib-dataset=data", *helpers.FAST, "-m", "correctness",
+                             "--fib-trials=2", timeout=300)
+    return run, start
+
+
+def test_a_correct_solution_after_each_hostile_one_passes(session: tuple[helpers.Run,
+                                                                          float]) -> None:
+    run, _ = session
+    for name in ("c_check", "d_ok", "b_env"):
+        items = run.by_suffix(f"::{name}::")
+        assert len(items) == 2 and all(i.outcome == "passed" for i in items.values()), (
+            {k: v.message[:400] for k, v in items.items()}, run.output[-2000:])
+
+
+def test_a_hostile_solution_only_breaks_itself(session: tuple[helpers.Run, float]) -> None:
+    run, _ = session
+    outcomes = [i.outcome for i in run.by_suffix("::a_patch::").values()]
+    assert "failed" in outcomes  # its second trial ran in the process it had broken
+
+
+def test_what_a_solution_spawned_dies_with_it(session: tuple[helpers.Run, float]) -> None:
+    """b_env left a `sleep 3171` running; it went with b_env's process."""
+    for entry in os.listdir("/proc"):
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        assert cmd[:2] != [b"sleep", b"3171"], f"pid {entry} outlived the solution that spawned it"
