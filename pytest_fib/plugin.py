@@ -16,7 +16,7 @@ import os
 from . import bench, distribute, nodes, report
 from .remote import options as remote_options
 from .session import FIB_SESSION, FibSession, load
-from .settings import SOLUTION_MODES, resolve
+from .settings import SOLUTION_MODES, resolve, wanted
 
 STATIC_MARKERS = {
     "correctness": "a pytest-fib correctness item (solution output vs the definition's reference)",
@@ -110,6 +110,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("help", False) or config.getoption("version", False):
         return
+    if not wanted(config):
+        return  # inert: no dataset read, no GPU probed, no error (the header says so)
     distribute.setup_worker_gpu()  # an xdist worker: pin its GPU before anything touches CUDA
     settings = resolve(config)
     fib = load(settings)
@@ -117,6 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for op in fib.op_types:
         config.addinivalue_line("markers", f"{op}: pytest-fib items of op type {op}")
     if _active(config, fib):
+        problem = bench.unsupported()
+        if problem:
+            raise pytest.UsageError(problem)
         _ensure_anchors_collected(config, fib)
         if _xdist_controller(config):
             _xdist_defaults(config, settings.gpu_count)
@@ -202,9 +207,11 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if config.getoption("help", False) or config.getoption("version", False):
+        return None
     fib = config.stash.get(FIB_SESSION, None)
     if fib is None:
-        return None
+        return [report.INERT]
     return report.header(fib, active=_active(config, fib))
 
 
