@@ -9,10 +9,6 @@ from typing import Any
 from .session import FibSession
 
 
-INERT = ("pytest-fib: inactive (no kernels/ folder, no --fib-* option and no fib_* ini key; "
-         "FIB_* environment variables alone do not activate it)")
-
-
 def header(fib: FibSession, active: bool) -> list[str]:
     s = fib.settings
     ds = fib.dataset

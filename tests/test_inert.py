@@ -16,7 +16,7 @@ STALE_ENV = {"FIB_DATASET_PATH": "/no/such/dataset", "FIB_DEVICE": "cuda", "FIB_
 SPY_CONFTEST = """
 import sys
 
-import pytest_fib.plugin
+import pytest_fib.session
 import pytest_fib.settings
 
 CALLS = []
@@ -29,8 +29,8 @@ def spy(name):
     return called
 
 
-pytest_fib.plugin.resolve = spy("resolve")  # settings: reads the dataset path, probes the GPU
-pytest_fib.plugin.load = spy("load")  # reads the dataset
+pytest_fib.settings.resolve = spy("resolve")  # reads the dataset path, probes the GPU
+pytest_fib.session.load = spy("load")  # reads the dataset
 pytest_fib.settings.detect_gpus = spy("detect_gpus")
 
 
