@@ -1,4 +1,4 @@
-"""The one adapter into pytest-benchmark's internals (pinned: pytest-benchmark 5.1 - 5.3).
+"""The one adapter into pytest-benchmark's internals (pinned: pytest-benchmark >=5.3.1,<5.4).
 
 pytest-benchmark times with a host clock only and has no public way to feed it other times (its
 issue #52). Two internals are used, both checked by ``tests/test_bench_adapter.py``, which fails
@@ -16,17 +16,48 @@ loudly on a pytest-benchmark that changes them:
 
 from __future__ import annotations
 
+import re
 import types
 from typing import Any, Iterator
 
-SUPPORTED = ((5, 1), (5, 3))
+# The pytest-benchmark versions this adapter is checked against: from SUPPORTED[0] (inclusive) up to
+# SUPPORTED[1] (exclusive), the range pyproject.toml declares. The floor is 5.3.1 because earlier
+# releases read ``node._nodeid``, which pytest 9.2 no longer has: every timing item errors at setup
+# (issue 16). Checked at start-up by :func:`unsupported`.
+SUPPORTED = ((5, 3, 1), (5, 4, 0))
+SUPPORTED_SPEC = "pytest-benchmark>=5.3.1,<5.4"
 
 
-def version() -> tuple[int, int]:
+def _parse(text: str) -> tuple[int, int, int]:
+    """'5.3.1' -> (5, 3, 1); '5.4.0rc1' -> (5, 4, 0); missing parts are 0."""
+    nums = [int(p) for p in re.findall(r"\d+", text)[:3]] + [0, 0, 0]
+    return nums[0], nums[1], nums[2]
+
+
+def version() -> tuple[int, int, int]:
+    """The installed pytest-benchmark's (major, minor, micro)."""
     import pytest_benchmark
 
-    major, minor = pytest_benchmark.__version__.split(".")[:2]
-    return int(major), int(minor)
+    return _parse(pytest_benchmark.__version__)
+
+
+def unsupported() -> str | None:
+    """Why the installed pytest-benchmark cannot time items (with the fix), or None when it can."""
+    try:
+        installed = version()
+    except ImportError:
+        return (f"pytest-fib: pytest-benchmark is not installed; pytest-fib needs {SUPPORTED_SPEC} "
+                f"for its timing items. Fix: pip install '{SUPPORTED_SPEC}'")
+    if SUPPORTED[0] <= installed < SUPPORTED[1]:
+        return None
+    import pytest
+
+    have = ".".join(map(str, installed))
+    why = (" (before 5.3.1 it reads node._nodeid, which pytest 9.2 removed: every timing item "
+           "would error at setup)" if installed < SUPPORTED[0] else
+           " (its internals that pytest-fib feeds device times through are unchecked there)")
+    return (f"pytest-fib: pytest-benchmark {have} is installed (with pytest {pytest.__version__}); "
+            f"pytest-fib supports {SUPPORTED_SPEC}{why}. Fix: pip install '{SUPPORTED_SPEC}'")
 
 
 class ReplayClock:

@@ -14,10 +14,10 @@ No torch here: items are collected from this, validated with flashinfer-bench's 
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from ._toml import tomllib
 from .dataset import Problem, SolutionRec, check_solution, _read_json
 
 # flashinfer_bench.agents.solution_handler.VALID_SOURCE_EXTENSIONS (0.1.2)

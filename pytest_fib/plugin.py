@@ -6,17 +6,24 @@ that needs them (or, for modal, only with ``--modal``). ``tests/test_plugin_impo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-import os
-
-from . import bench, distribute, nodes, report
+# Only what an unused plugin needs (options, the activation decision, the stash key): the modules
+# that read datasets and build items are imported inside the hooks of an active session, so an
+# installed but unused pytest-fib costs next to nothing at start-up (issue 16; README).
+from .keys import FIB_SESSION
 from .remote import options as remote_options
-from .session import FIB_SESSION, FibSession, load
-from .settings import SOLUTION_MODES, resolve
+from .settings import SOLUTION_MODES, wanted
+
+if TYPE_CHECKING:
+    from .session import FibSession
+
+INERT_HEADER = ("pytest-fib: inactive (no kernels/ folder, no --fib-* option and no fib_* ini key; "
+                "FIB_* environment variables alone do not activate it)")
 
 STATIC_MARKERS = {
     "correctness": "a pytest-fib correctness item (solution output vs the definition's reference)",
@@ -113,6 +120,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("help", False) or config.getoption("version", False):
         return
+    if not wanted(config):
+        return  # inert: no dataset read, no GPU probed, no error (the header says so)
+    from . import bench, distribute
+    from .session import load
+    from .settings import resolve
+
     distribute.setup_worker_gpu()  # an xdist worker: pin its GPU before anything touches CUDA
     settings = resolve(config)
     fib = load(settings)
@@ -120,6 +133,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for op in fib.op_types:
         config.addinivalue_line("markers", f"{op}: pytest-fib items of op type {op}")
     if _active(config, fib):
+        problem = bench.unsupported()
+        if problem:
+            raise pytest.UsageError(problem)
         _ensure_anchors_collected(config, fib)
         if _xdist_controller(config):
             _xdist_defaults(config, settings.gpu_count)
@@ -132,6 +148,8 @@ def _xdist_controller(config: pytest.Config) -> bool:
 
 def _xdist_defaults(config: pytest.Config, gpus: int) -> None:
     """-n N: one GPU per worker, one definition per worker at a time (see distribute.py)."""
+    from . import bench, distribute
+
     distribute.publish_gpus(gpus)
     explicit = any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
     if not explicit and getattr(config.option, "dist", "no") == "load":
@@ -155,6 +173,8 @@ class XdistBenchmarks:
             return
         payload = getattr(report, "fib_benchmark", None)
         if payload:
+            from . import bench
+
             bench.add_from_report(self.config, payload)
         result = getattr(report, "fib_result", None)
         fib = self.config.stash.get(FIB_SESSION, None)
@@ -201,13 +221,19 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
     origin = anchors(fib).get(path)
     if origin is None:
         return None
+    from . import nodes
+
     return nodes.FibSuite.from_parent(parent, path=path, origin=origin)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if config.getoption("help", False) or config.getoption("version", False):
+        return None
     fib = config.stash.get(FIB_SESSION, None)
     if fib is None:
-        return None
+        return [INERT_HEADER]
+    from . import report
+
     return report.header(fib, active=_active(config, fib))
 
 
@@ -215,6 +241,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     outcome = yield
     rep: pytest.TestReport = outcome.get_result()
+    if item.config.stash.get(FIB_SESSION, None) is None:
+        return
+    from . import nodes
+
     if isinstance(item, nodes.FibItem):
         item.record_outcome(rep)
 
@@ -222,6 +252,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     fib = config.stash.get(FIB_SESSION, None)
     if fib is not None and _active(config, fib):
+        from . import report
+
         report.terminal_summary(terminalreporter, fib)
 
 
@@ -231,6 +263,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if fib.runner is not None:
         fib.runner.close()
+    from . import report
+
     if fib.settings.pack is not None and _active(session.config, fib):
         report.pack_solutions(fib)
     if fib.settings.report is not None and _active(session.config, fib) and not os.environ.get(

@@ -54,7 +54,7 @@ class FibSession:
         return sorted({d.op_type for d in self.dataset.definitions.values()})
 
 
-FIB_SESSION = pytest.StashKey[FibSession]()
+from .keys import FIB_SESSION  # noqa: E402 - re-exported: one key, defined in keys.py
 
 
 def load(settings: Settings) -> FibSession:

@@ -162,6 +162,23 @@ def detect_gpus() -> int:
     return count.value
 
 
+# The ini keys plugin.py registers: any of them set means the project uses pytest-fib.
+INI_KEYS = ("fib_dataset", "fib_kernels", "fib_cpu_budget", "fib_timeout", "fib_tolerances")
+
+
+def wanted(config: pytest.Config) -> bool:
+    """Does this run use pytest-fib at all? Only a ``kernels/`` folder (invocation folder or
+    rootdir), a ``--fib-*`` option or a ``fib_*`` ini key says so; ``FIB_*`` environment variables
+    alone never do (issue 16: a stale ``FIB_DATASET_PATH`` must not break an unrelated project).
+    Decided before anything is resolved: an unwanted plugin reads no dataset and probes no GPU."""
+    if any(value not in (None, False) for name, value in vars(config.option).items()
+           if name.startswith("fib_")):
+        return True
+    if any(config.getini(key) for key in INI_KEYS):
+        return True
+    return any((d / "kernels").is_dir() for d in (config.invocation_params.dir, config.rootpath))
+
+
 def resolve(config: pytest.Config) -> Settings:
     """Resolve every setting once; the only place that reads options, environment and ini."""
     explicit = False

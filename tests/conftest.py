@@ -89,3 +89,9 @@ class Project:
 def project(preloaded: None, pytester: pytest.Pytester) -> Project:
     """An empty project; call ``.dataset()`` and ``.kit(...)`` to fill it."""
     return Project(pytester)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "envs: builds a virtual environment with pip (tests/envs.py; cached per "
+        "content, skipped when the package index is unreachable)")

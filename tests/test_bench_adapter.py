@@ -41,10 +41,30 @@ def test_replay_clock_runs_out_loudly() -> None:
 
 
 def test_pytest_benchmark_version_is_supported() -> None:
-    lo, hi = bench.SUPPORTED
-    assert lo <= bench.version() <= hi, (
-        f"pytest-benchmark {bench.version()} is outside bench.SUPPORTED {bench.SUPPORTED}: "
-        "check the internals listed in pytest_fib/bench.py, then widen the range")
+    assert bench.unsupported() is None, (
+        f"{bench.unsupported()}\nIf a new pytest-benchmark works: check the internals listed in "
+        "pytest_fib/bench.py, then widen bench.SUPPORTED and pyproject.toml together")
+
+
+@pytest.mark.parametrize("text, ok", [("5.3.1", True), ("5.3.9", True), ("5.3.0", False),
+                                      ("5.2.3", False), ("5.4.0", False), ("5.4.0rc1", False)])
+def test_unsupported_names_the_versions_and_the_fix(monkeypatch: pytest.MonkeyPatch, text: str,
+                                                    ok: bool) -> None:
+    import pytest_benchmark
+
+    monkeypatch.setattr(pytest_benchmark, "__version__", text)
+    message = bench.unsupported()
+    if ok:
+        assert message is None
+    else:
+        assert message is not None
+        assert f"pytest-benchmark {bench.version()[0]}." in message
+        assert f"pip install '{bench.SUPPORTED_SPEC}'" in message
+
+
+def test_declared_range_is_the_supported_range() -> None:
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert f'"{bench.SUPPORTED_SPEC}"' in pyproject
 
 
 def test_pyproject_range_matches_the_adapter() -> None:

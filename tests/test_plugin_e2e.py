@@ -193,8 +193,9 @@ def test_bad_dataset_path_is_a_usage_error(pytester: pytest.Pytester,
     args = []
     if how == "flag":
         args.append("--fib-dataset=no/such/dir")
-    elif how == "env":
+    elif how == "env":  # a project that uses pytest-fib (it has kernels/): env is honoured
         monkeypatch.setenv("FIB_DATASET_PATH", "no/such/dir")
+        pytester.mkdir("kernels")
     else:
         pytester.makeini("[pytest]\nfib_dataset = no/such/dir\n")
     result = pytester.runpytest(*args)

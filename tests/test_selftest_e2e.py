@@ -5,7 +5,7 @@ names (one workload and the property items keep it to about 40 s here)."""
 from __future__ import annotations
 
 import re
-import tomllib
+from pytest_fib._toml import tomllib
 from pathlib import Path
 
 import pytest

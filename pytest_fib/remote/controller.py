@@ -29,12 +29,12 @@ import tarfile
 import tempfile
 import threading
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .._toml import tomllib
 from . import options as opt
 from .backends import Handle, InfraError, Job
 from .merge import CACHE_FILES, Homecoming

@@ -15,7 +15,7 @@ Why Sandboxes and not Functions:
 
 The image is pinned and holds no project code: the staged files are added with
 ``add_local_dir(..., copy=False)``, i.e. attached when a container starts, so editing a kernel or
-pytest-fib does not rebuild the image (only a change of the pins below does).
+pytest-fib does not rebuild the image (only a change of ``image.lock.toml`` does).
 """
 
 from __future__ import annotations
@@ -29,32 +29,20 @@ from typing import Any, Callable
 import modal
 import modal.exception
 
+from . import image
 from .backends import Handle, InfraError, Job, Sink, pump
 from .plan import Layout, VolumeProblem
 
 APP_NAME = "pytest-fib"
 
-# The image. CUDA 12.8 is the first toolkit with Blackwell (sm_100, B200); torch's cu128 build
-# matches it, so torch-binding CUDA solutions build with the same major version as torch.
-CUDA_IMAGE = "nvidia/cuda:12.8.1-devel-ubuntu24.04"
-PYTHON_VERSION = "3.12"
-TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
-TORCH = ("torch==2.9.1",)
-PACKAGES = (
-    "triton==3.5.1",  # the one torch 2.9.1 pins
-    "apache-tvm-ffi==0.1.15.post2",
-    "pydantic==2.14.4",
-    "safetensors==0.8.0",
-    "docstring-parser==0.18.0",
-    "numpy==2.4.6",
-    "ninja==1.13.2",
-    "pytest==9.2.0",
-    "pytest-benchmark==5.2.3",
-    "pytest-xdist==3.8.0",
-    "hypothesis==6.170.17",
-)
-# Without its flashinfer-python dependency (a large package pytest-fib does not import).
-FLASHINFER_BENCH = "flashinfer-bench==0.1.2"
+# The image: every pin lives in image.lock.toml (one file, checked by CI: issue 16).
+LOCK = image.load()
+CUDA_IMAGE = LOCK.cuda_image
+PYTHON_VERSION = LOCK.python
+TORCH_INDEX = LOCK.torch_index
+TORCH = LOCK.torch
+PACKAGES = LOCK.packages
+NO_DEPS = LOCK.no_deps
 IMAGE_ENV = {"CUDA_HOME": "/usr/local/cuda"}
 
 
@@ -65,7 +53,7 @@ def base_image() -> modal.Image:
         .entrypoint([])
         .pip_install(*TORCH, index_url=TORCH_INDEX)
         .pip_install(*PACKAGES)
-        .pip_install(FLASHINFER_BENCH, extra_options="--no-deps")
+        .pip_install(*NO_DEPS, extra_options="--no-deps")
         .env(IMAGE_ENV)
     )
 
