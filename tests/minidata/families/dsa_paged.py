@@ -244,12 +244,13 @@ def run(q_index_fp8, k_index_cache_fp8, weights, seq_lens, block_table):
     kb = keys[block_table.long()].flatten(1, 2)                # [B, max_pages * S, D]
     logits = torch.einsum("bhd,bnd->bhn", q_index_fp8.float(), kb)
     score = torch.einsum("bhn,bh->bn", logits.clamp(min=0), weights)
-    pos = torch.arange(kb.shape[1])
+    pos = torch.arange(kb.shape[1], device=kb.device)  # masks built on the inputs' device
     live = pos[None, :] < seq_lens.long()[:, None]
     score = score.masked_fill(~live, float("-inf"))
     best = torch.topk(score, TOPK, dim=1).indices               # [B, TOPK]
     slot = torch.gather(block_table.long(), 1, best // S) * S + best % S
-    keep = torch.arange(TOPK)[None, :] < seq_lens.long().clamp(max=TOPK)[:, None]
+    rank = torch.arange(TOPK, device=seq_lens.device)
+    keep = rank[None, :] < seq_lens.long().clamp(max=TOPK)[:, None]
     return torch.where(keep, slot, torch.full_like(slot, -1)).to(torch.int32)
 """
 
@@ -265,13 +266,14 @@ def run(q_index_fp8, k_index_cache_fp8, weights, seq_lens, block_table):
     flat = k_index_cache_fp8.view(torch.uint8).reshape(P, S * W)
     k8 = flat[:, :S * D].contiguous().view(torch.float8_e4m3fn).reshape(P * S, D).float()
     ks = flat[:, S * D:].contiguous().view(torch.float32).reshape(P * S)
-    out = torch.full((B, 16), -1, dtype=torch.int32)
+    out = torch.full((B, 16), -1, dtype=torch.int32, device=q_index_fp8.device)
     for b in range(B):
         n = int(seq_lens[b])
         if n <= 0:
             continue
         npages = -(-n // S)
-        slots = (block_table[b, :npages].long()[:, None] * S + torch.arange(S)).reshape(-1)[:n]
+        in_page = torch.arange(S, device=block_table.device)
+        slots = (block_table[b, :npages].long()[:, None] * S + in_page).reshape(-1)[:n]
         dots = (q_index_fp8[b].float() @ k8[slots].T) * ks[slots]   # scale after the dot
         score = (weights[b][:, None] * torch.relu(dots)).sum(0)
         chosen = slots[torch.topk(score, min(16, n)).indices]
@@ -290,7 +292,7 @@ def run(q_index_fp8, k_index_cache_fp8, weights, seq_lens, block_table):
     k8 = flat[:, :S * D].contiguous().view(torch.float8_e4m3fn).reshape(P, S, D).float()
     ks = flat[:, S * D:].contiguous().view(torch.float32).reshape(P, S, 1)
     keys = k8 * ks
-    out = torch.full((B, 16), -1, dtype=torch.int32)
+    out = torch.full((B, 16), -1, dtype=torch.int32, device=q_index_fp8.device)
     for b in range(B):
         n = int(seq_lens[b])
         if n <= 0:
@@ -314,7 +316,7 @@ def run(q_index_fp8, k_index_cache_fp8, weights, seq_lens, block_table):
     k8 = tok[..., :D].contiguous().view(torch.float8_e4m3fn).float()
     ks = tok[..., D:].contiguous().view(torch.float32)
     keys = (k8 * ks).nan_to_num(0.0, 0.0, 0.0)
-    out = torch.full((B, 16), -1, dtype=torch.int32)
+    out = torch.full((B, 16), -1, dtype=torch.int32, device=q_index_fp8.device)
     for b in range(B):
         n = int(seq_lens[b])
         if n <= 0:
@@ -338,7 +340,7 @@ def run(q_index_fp8, k_index_cache_fp8, weights, seq_lens, block_table):
     k8 = flat[:, :S * D].contiguous().view(torch.float8_e4m3fn).reshape(P, S, D).float()
     ks = flat[:, S * D:].contiguous().view(torch.float32).reshape(P, S, 1)
     keys = k8 * ks
-    out = torch.full((B, 16), -1, dtype=torch.int32)
+    out = torch.full((B, 16), -1, dtype=torch.int32, device=q_index_fp8.device)
     for b in range(B):
         n = int(seq_lens[b])
         if n <= 0:

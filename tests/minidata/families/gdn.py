@@ -193,8 +193,8 @@ def run(q, k, v, state, A_log, a, dt_bias, b, cu_seqlens, scale):
     decay = torch.exp(-torch.exp(A_log.float()) * torch.nn.functional.softplus(a.float() + dt_bias.float()))
     beta = torch.sigmoid(b.float())
     bounds = cu_seqlens.tolist()
-    out = torch.empty(T, HV, K)
-    final = torch.empty(len(bounds) - 1, HV, K, K)
+    out = torch.empty(T, HV, K, device=q.device)
+    final = torch.empty(len(bounds) - 1, HV, K, K, device=q.device)
     for n in range(len(bounds) - 1):
         S = state[n].float().clone()                                     # [HV, V, K]
         for t in range(bounds[n], bounds[n + 1]):

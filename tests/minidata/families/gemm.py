@@ -37,7 +37,7 @@ BLOCK_K = 32
 
 def run(A, B):
     M, K = A.shape
-    acc = torch.zeros(M, B.shape[0], dtype=torch.float32)
+    acc = torch.zeros(M, B.shape[0], dtype=torch.float32, device=A.device)
     for k0 in range(0, K, BLOCK_K):
         a = A[:, k0:k0 + BLOCK_K].float()
         b = B[:, k0:k0 + BLOCK_K].float()
@@ -54,7 +54,7 @@ BLOCK_K = 32
 
 def run(A, B):
     M, K = A.shape
-    acc = torch.zeros(M, B.shape[0], dtype=torch.float32)
+    acc = torch.zeros(M, B.shape[0], dtype=torch.float32, device=A.device)
     for t in range(K // BLOCK_K):
         k0 = t * BLOCK_K
         acc += A[:, k0:k0 + BLOCK_K].float() @ B[:, k0:k0 + BLOCK_K].float().t()

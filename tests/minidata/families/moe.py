@@ -122,7 +122,7 @@ def route(logits, bias, scaling):
     sb = s + bias.float()[None, :]
     top2 = torch.sort(sb.reshape(T, NG, E // NG), dim=-1, descending=True).values[..., :2]
     gsel = torch.sort(top2.sum(-1), dim=-1, descending=True).indices[:, :KG]    # [T, KG]
-    gmask = torch.zeros(T, NG).scatter(1, gsel, 1.0).bool()
+    gmask = torch.zeros(T, NG, device=logits.device).scatter(1, gsel, 1.0).bool()
     emask = gmask.repeat_interleave(E // NG, dim=1)
     ids = torch.sort(torch.where(emask, sb, torch.full_like(sb, -1e30)), dim=-1,
                      descending=True).indices[:, :TOPK]                          # [T, TOPK]
@@ -136,7 +136,8 @@ def run(routing_logits, routing_bias, hidden_states, hidden_states_scale, gemm1_
     ids, ws = route(routing_logits, routing_bias, routed_scaling_factor)
     local = ids - int(local_expert_offset)
     flat_e, flat_w = local.reshape(-1), ws.reshape(-1)
-    flat_t = torch.arange(T).repeat_interleave(TOPK)
+    # token ids, the accumulator and every index on the inputs' device (index_add_ needs one)
+    flat_t = torch.arange(T, device=hidden_states.device).repeat_interleave(TOPK)
     ok = (flat_e >= 0) & (flat_e < EL)
     flat_e, flat_w, flat_t = flat_e[ok], flat_w[ok], flat_t[ok]
     order = torch.argsort(flat_e, stable=True)
@@ -144,7 +145,7 @@ def run(routing_logits, routing_bias, hidden_states, hidden_states_scale, gemm1_
 
     a8 = hidden_states.float().reshape(T, H // BLK, BLK)
     a_s = hidden_states_scale.float().T                                  # [T, H/BLK]
-    out = torch.zeros(T, H)
+    out = torch.zeros(T, H, device=hidden_states.device)
     for e in torch.unique(flat_e).tolist():
         sel = flat_e == e
         t = flat_t[sel]
@@ -262,9 +263,10 @@ def run(hidden_states, gating_output, w1, w2, topk_weights, topk_ids):
     I = w2.shape[2]
     K = topk_ids.shape[1]
     e_of = topk_ids.reshape(-1).long()
-    t_of = torch.arange(T).repeat_interleave(K)
+    # token ids and the accumulator on the inputs' device (index_add_ needs one device)
+    t_of = torch.arange(T, device=hidden_states.device).repeat_interleave(K)
     w_of = topk_weights.reshape(-1)
-    out = torch.zeros(T, H)
+    out = torch.zeros(T, H, device=hidden_states.device)
     x = hidden_states.float()
     for e in torch.unique(e_of).tolist():
         m = e_of == e

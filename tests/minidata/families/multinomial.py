@@ -44,7 +44,9 @@ import torch
 
 def run(probs, num_samples, output):
     cdf = torch.cumsum(probs.double(), dim=1)
-    u = torch.rand(probs.shape[0], int(num_samples), dtype=torch.float64) * cdf[:, -1:]
+    # drawn on the inputs' device: a CPU uniform cannot be searched in a CUDA cdf
+    u = torch.rand(probs.shape[0], int(num_samples), dtype=torch.float64,
+                   device=probs.device) * cdf[:, -1:]
     idx = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[1] - 1)
     output.copy_(idx)
 """
@@ -64,7 +66,7 @@ import torch
 def run(probs, num_samples, output):
     w = probs.double()
     exclusive = torch.cumsum(w, dim=1) - w
-    u = torch.rand(w.shape[0], 1, dtype=torch.float64) * w.sum(dim=1, keepdim=True)
+    u = torch.rand(w.shape[0], 1, dtype=torch.float64, device=w.device) * w.sum(dim=1, keepdim=True)
     output.copy_((exclusive <= u).sum(dim=1, keepdim=True).clamp(max=w.shape[1] - 1))
 """
 

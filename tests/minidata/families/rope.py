@@ -129,7 +129,7 @@ def run(q, k, cos, sin):
     outs = []
     for x in (q, k):
         x1, x2 = x.float()[..., :half], x.float()[..., half:]
-        y = torch.empty(x.shape, dtype=torch.float32)
+        y = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         y[..., :half] = x1 * c1 - x2 * s1
         y[..., half:] = x2 * c2 + x1 * s2
         outs.append(y.to(x.dtype))
@@ -164,10 +164,12 @@ def run({sig}, q_out, k_out):
     rd = cos_sin_cache.shape[1]
     half = rd // 2
     cache = cos_sin_cache.float()
+    dev = cos_sin_cache.device  # channel indices on the inputs' device
     if neox:
-        first, second = torch.arange(half), torch.arange(half) + half
+        first = torch.arange(half, device=dev)
+        second = first + half
     else:
-        first, second = torch.arange(0, rd, 2), torch.arange(1, rd, 2)
+        first, second = torch.arange(0, rd, 2, device=dev), torch.arange(1, rd, 2, device=dev)
     for x, out in ((q, q_out), (k, k_out)):
         out.copy_(x)  # the channels past rotary_dim pass through unchanged
         xf = x.float()
@@ -203,7 +205,7 @@ import torch
 
 def run(q, k, cos_sin_cache, positions, is_neox):
     rd = cos_sin_cache.shape[1]
-    cs = cos_sin_cache.float()[torch.arange(q.shape[0])][:, None]
+    cs = cos_sin_cache.float()[torch.arange(q.shape[0], device=q.device)][:, None]
     c, s = cs[..., :rd // 2], cs[..., rd // 2:]
     outs = []
     for x in (q, k):

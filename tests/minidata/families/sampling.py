@@ -50,7 +50,9 @@ def _rank(row_probs):
     # rank[b, t] = position of token t when row b is sorted by descending probability
     order = torch.argsort(row_probs, dim=-1, descending=True, stable=True)
     rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(row_probs.shape[1]).expand_as(order).contiguous())
+    # the scatter source on the inputs' device (scatter_ needs self, index and src on one device)
+    positions = torch.arange(row_probs.shape[1], device=row_probs.device)
+    rank.scatter_(1, order, positions.expand_as(order).contiguous())
     return order, rank
 
 
@@ -150,7 +152,8 @@ def keep_top_p(probs, top_p):
 def inverse_cdf(weights):
     # one uniform per row, scaled by the row's total: no explicit renormalisation needed
     cdf = torch.cumsum(weights.double(), dim=1)
-    u = torch.rand(weights.shape[0], 1, dtype=torch.float64) * cdf[:, -1:]
+    # drawn on the inputs' device: a CPU uniform cannot be compared with a CUDA cdf
+    u = torch.rand(weights.shape[0], 1, dtype=torch.float64, device=weights.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).clamp_(max=weights.shape[1] - 1).squeeze(1)
 """
 
@@ -240,7 +243,7 @@ def run(probs, top_k, top_p):
     p = p / p.sum(dim=1, keepdim=True)
     w = (p * keep_top_p(p, top_p)).double()
     exclusive = torch.cumsum(w, dim=1) - w
-    u = torch.rand(w.shape[0], 1, dtype=torch.float64) * w.sum(dim=1, keepdim=True)
+    u = torch.rand(w.shape[0], 1, dtype=torch.float64, device=w.device) * w.sum(dim=1, keepdim=True)
     return (exclusive <= u).sum(dim=1).clamp(max=w.shape[1] - 1)
 """
 

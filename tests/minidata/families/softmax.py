@@ -48,8 +48,9 @@ TILE = 32
 def run(input):
     x = input.float()
     rows = x.shape[0]
-    m = torch.full((rows, 1), float("-inf"))
-    s = torch.zeros(rows, 1)
+    # running max and sum live on the input's device (they meet its tiles in every step)
+    m = torch.full((rows, 1), float("-inf"), device=x.device)
+    s = torch.zeros(rows, 1, device=x.device)
     for c0 in range(0, x.shape[1], TILE):
         t = x[:, c0:c0 + TILE]
         m_new = torch.maximum(m, t.max(dim=1, keepdim=True).values)

@@ -56,7 +56,7 @@ import torch
 
 def run(input, k):
     x = input.float().clone()
-    rows = torch.arange(x.shape[0])
+    rows = torch.arange(x.shape[0], device=x.device)
     idx = []
     for _ in range(int(k)):
         j = x.argmax(dim=1)
