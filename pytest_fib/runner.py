@@ -21,8 +21,8 @@ import pytest
 
 from . import check, convention, sampling, transfer
 from .cases import Case
-from .inputs import (WorkloadError, check_workload, index_summary, load_blobs, make_inputs,
-                     perturb, timed_cycles, trial_seed)
+from .inputs import (WorkloadError, check_workload, load_blobs, make_inputs, timed_cycles,
+                     trial_seed)
 from .models import InvalidFile, validate
 from .nodes import FibFailure
 from .pool import Pool, WorkerLost
@@ -94,26 +94,52 @@ class Runner:
 
     def reference(self, case: Case, definition: Any, workload: Any,
                   seed: int) -> tuple[list[Any], list[Any]]:
+        """One trial's inputs (made here too: the checks need them) and the reference's outputs
+        on them (computed in a worker, reference.py)."""
         key = (case.definition.name, case.workload.uuid, seed)
         if key in self._refs:
             self._refs.move_to_end(key)
             return self._refs[key]
         inputs = make_inputs(definition, workload, self.device, seed, str(self.settings.dataset))
-        try:
-            outputs = run_reference(definition, inputs, self.device)
-        except Exception as e:
-            text = f"{type(e).__name__}: {e}"
-            indexing = isinstance(e, IndexError) or any(
-                w in text for w in ("index", "out of bounds", "out of range"))
-            raise FibFailure(f"REFERENCE_ERROR: the definition's reference failed on this "
-                             f"workload ({case.definition.path}; workload {case.workload.path}:"
-                             f"{case.workload.line}): {text}"
-                             + (index_summary(definition, workload, inputs) if indexing else "")
-                             ) from None
+        resp = self.reference_call(case, seed)
+        outputs = [transfer.unpack(o) for o in resp["outputs"]]
         self._refs[key] = (inputs, outputs)
         while len(self._refs) > 8:
             self._refs.popitem(last=False)
         return inputs, outputs
+
+    def reference_call(self, case: Case, seed: int, **extra: Any) -> dict[str, Any]:
+        """The reference run by a worker under --fib-timeout: a hang is a TIMEOUT, an exception
+        or a dead process a REFERENCE_ERROR, on this item only; the session goes on."""
+        req = {"op": "reference", "definition": case.definition.raw,
+               "workload": case.workload.raw, "root": str(self.settings.dataset),
+               "where": {"definition": case.definition.path,
+                         "workload": f"{case.workload.path}:{case.workload.line}"},
+               "device": self.device, "seed": seed,
+               "transfer": "host" if self.refs_pool.wrapper else self.transfer, **extra}
+        where = (f"{case.definition.path}; workload {case.workload.path}:"
+                 f"{case.workload.line}")
+        try:
+            resp = self.refs_pool.call(req, self.settings.timeout)
+        except WorkerLost as e:
+            status = "TIMEOUT" if "timed out" in str(e) else "REFERENCE_ERROR"
+            raise FibFailure(f"{status}: the definition's reference ({where}) did not finish: "
+                             f"{e}") from None
+        if resp["status"] == "reference_error":
+            raise FibFailure(f"REFERENCE_ERROR: the definition's reference failed on this "
+                             f"workload ({where}): {resp['message']}") from None
+        if resp["status"] == "invalid":
+            raise FibFailure(f"INVALID_FILE\n{resp['message']}")
+        if resp["status"] != "ok":
+            raise FibFailure(f"pytest-fib worker error (a bug in pytest-fib, please report): "
+                             f"{resp.get('message')}\n{resp.get('traceback', '')}")
+        return resp
+
+    @property
+    def refs_pool(self) -> Pool:
+        """References share the solutions' worker (a child of their own there), except under a
+        diagnostic tool, whose one-shot worker is for the solution alone."""
+        return self.ref_pool if self.pool.wrapper else self.pool
 
     def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> dict[str, Any]:
         return {
@@ -351,11 +377,8 @@ class Runner:
         if sampling.exact_expected(case.definition.raw):
             expected = sampling.expected_distribution(case.definition.name, names, inputs)
         else:
-            padded = sampling.repeat_inputs(names, inputs, plan.repeat)
-            with torch.random.fork_rng(devices=[0] if self.device == "cuda" else []):
-                torch.manual_seed(seed)
-                ref = [run_reference(definition, padded, self.device)[0] for _ in range(plan.calls)]
-            expected = sampling.frequencies(ref, batch, vocab)
+            resp = self.reference_call(case, seed, draws=dataclasses.asdict(plan))
+            expected = sampling.frequencies(list(transfer.unpack(resp["draws"])), batch, vocab)
         exact = sampling.exact_expected(case.definition.raw)
         verdict = sampling.judge_distribution(observed, expected, plan.repeat * plan.calls, exact)
         if verdict.passed and verdict.message:
@@ -426,7 +449,7 @@ class Runner:
         names = list(case.definition.raw["outputs"])
         for k, produced in resp["checked"].items():
             cycles = timed_cycles(k, len(seeds), self.settings.iterations)
-            refs = self.perturbed_reference(definition, workload, seeds[k], cycles)
+            refs = self.perturbed_reference(case, seeds[k], cycles)
             verdict = check.compare_outputs(names, produced["outputs"], refs, tol.atol, tol.rtol,
                                             required, check.rules_for(case.definition.raw))
             mutated = produced["mutated"]
@@ -456,14 +479,11 @@ class Runner:
         self.record_timing(case, info, m.samples_s)
         bench.feed(benchmark, m.samples_s, m.clock, info)
 
-    def perturbed_reference(self, definition: Any, workload: Any, seed: int,
-                            cycles: list[int]) -> list[Any]:
+    def perturbed_reference(self, case: Case, seed: int, cycles: list[int]) -> list[Any]:
         """The reference's outputs on the inputs as the worker left them after the timed calls'
         perturbations."""
-        inputs = make_inputs(definition, workload, self.device, seed, str(self.settings.dataset))
-        for cycle in cycles:
-            perturb(inputs, seed, cycle)
-        return run_reference(definition, inputs, self.device)
+        resp = self.reference_call(case, seed, cycles=cycles)
+        return [transfer.unpack(o) for o in resp["outputs"]]
 
     def timing_seeds(self, case: Case) -> list[int]:
         """Distinct input sets, rotated over the timed calls (every call distinct when they fit),
@@ -535,27 +555,6 @@ class Runner:
         rec = self.fib.results.setdefault(case.key, {"case": case})
         rec.update(timing=info, latency_ms=info["latency_ms"], samples_s=samples)
         rec.setdefault("status", "PASSED")
-
-
-def run_reference(definition: Any, inputs: list[Any], device: str) -> list[Any]:
-    """The definition's reference on copies of the inputs (it may not touch the originals the
-    verdict compares against), its result as a list of tensors in output order."""
-    import torch
-    from flashinfer_bench.bench.evaluators.utils import normalize_result
-    from flashinfer_bench.compile import BuilderRegistry
-
-    ref = BuilderRegistry.get_instance().build_reference(definition)
-    with torch.no_grad():
-        result = ref(*[i.clone() if isinstance(i, torch.Tensor) else i for i in inputs])
-    return normalize_result(definition, result, inputs_device(inputs, device))
-
-
-def inputs_device(inputs: list[Any], default: str) -> str:
-    for value in inputs:
-        device = getattr(value, "device", None)
-        if device is not None:
-            return str(device)
-    return default
 
 
 RECHECK_BYTES = 512 * 2**20  # timed outputs (and inputs) shipped back for re-checking, per item

@@ -383,6 +383,12 @@ class Worker:
                                warmup=req["warmup"], iterations=req["iterations"])
         return {"status": "ok", "measurement": m.to_json()}
 
+    def op_reference(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The definition's reference (reference.py); this process runs no solution code."""
+        from .reference import reference_op
+
+        return reference_op(req, self.outbox)
+
     def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"status": "ok", "pid": os.getpid()}
 

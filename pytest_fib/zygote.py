@@ -73,8 +73,8 @@ def kill_tree(pid: int) -> None:
 def isolation_key(req: dict[str, Any]) -> str:
     """What a child is for: the solution (and a baseline timed beside it), or for reference ops
     the definition. Requests with the same key share a child."""
-    parts = [req.get(k) for k in ("solution", "baseline")] if req.get("solution") else [
-        req.get("definition")]
+    parts = ([req.get(k) for k in ("solution", "baseline")] if req.get("op") not in REFERENCE_OPS
+             else [req.get("definition")])
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -87,11 +87,16 @@ class Child:
     ready: bool = False  # its start-up handshake has been read
 
 
+# Ops that run the definition's code (the reference) rather than a solution's: their children
+# live beside the current solution's, so the two alternate without a fork each time.
+REFERENCE_OPS = ("reference", "time_reference")
+
+
 class Zygote:
     def __init__(self, upstream: Connection, serve: Callable[[Connection], None]) -> None:
         self.upstream = upstream
         self.serve = serve
-        self.child: Child | None = None
+        self.slots: dict[str, Child] = {}  # "solution" / "reference" -> its current child
         self.spare: Child | None = None
 
     def fork(self) -> Child:
@@ -126,20 +131,23 @@ class Zygote:
         shutil.rmtree(child.home, ignore_errors=True)
         return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
-    def child_for(self, key: str) -> Child:
-        if self.child is not None and self.child.key != key:
-            self.reap(self.child)  # a new solution: the last one's process goes, whatever it did
-            self.child = None
-        if self.child is None:
-            self.child, self.spare = (self.spare or self.fork()), None
-            self.child.key = key
+    def child_for(self, slot: str, key: str) -> Child:
+        child = self.slots.get(slot)
+        if child is not None and child.key != key:
+            self.reap(child)  # a new solution: the last one's process goes, whatever it did
+            child = None
+        if child is None:
+            child, self.spare = (self.spare or self.fork()), None
+            child.key = key
+            self.slots[slot] = child
         if self.spare is None:
             self.spare = self.fork()  # warms up (CUDA, CUPTI) while this one works
-        return self.child
+        return child
 
     def relay(self, raw: bytes) -> bytes:
         req = pickle.loads(raw)
-        child = self.child_for(isolation_key(req))
+        slot = "reference" if req.get("op") in REFERENCE_OPS else "solution"
+        child = self.child_for(slot, isolation_key(req))
         try:
             if not child.ready:  # its start-up (a CUDA context, CUPTI) is over
                 child.conn.recv_bytes()
@@ -147,11 +155,11 @@ class Zygote:
             child.conn.send_bytes(raw)
             answer = child.conn.recv_bytes()
         except (EOFError, OSError):
-            self.child = None
+            del self.slots[slot]
             code = self.reap(child, kill=False)
             return pickle.dumps({"status": "lost", "code": code, "pid": child.pid})
         if answer[:1] == EXITS:
-            self.child = None
+            del self.slots[slot]
             self.reap(child, kill=False)
         return answer[1:]
 
@@ -162,6 +170,6 @@ class Zygote:
             except (EOFError, OSError):
                 break
             self.upstream.send_bytes(self.relay(raw))
-        for child in (self.child, self.spare):
+        for child in [*self.slots.values(), self.spare]:
             if child is not None:
                 self.reap(child)
