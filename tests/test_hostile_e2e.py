@@ -4,6 +4,7 @@ with it. Items run in name order: each hostile solution comes before the ones th
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -69,3 +70,49 @@ def test_what_a_solution_spawned_dies_with_it(session: tuple[helpers.Run, float]
         except OSError:
             continue
         assert cmd[:2] != [b"sleep", b"3171"], f"pid {entry} outlived the solution that spawned it"
+
+
+# References come from a downloaded dataset: as hostile as any solution.
+BAD_REFERENCES = {
+    "hang": "import torch\n\ndef run(x):\n    while True:\n        pass\n",
+    "exits": "import os\n\ndef run(x):\n    os._exit(0)\n",
+    "raises": "def run(x):\n    raise ValueError('broken reference')\n",
+}
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory: pytest.TempPathFactory) -> helpers.Run:
+    root = tmp_path_factory.mktemp("references")
+    data = helpers.make_dataset(root / "data", ns=(1,))
+    for name, code in BAD_REFERENCES.items():
+        helpers.make_dataset(data, ns=(1,), name=f"ref_{name}", tag=name[0])
+        path = data / "definitions" / helpers.OP_TYPE / f"ref_{name}.json"
+        raw = json.loads(path.read_text())
+        path.write_text(json.dumps({**raw, "reference": code}))
+    kernels = root / "kernels"
+    for name in ["ok", *BAD_REFERENCES]:
+        helpers.add_kit(kernels, f"k_{name}", kind="ok",
+                        definition_name="scale2" if name == "ok" else f"ref_{name}")
+    return helpers.run_pytest(root, "--fib-dataset=data", *helpers.FAST, "-m", "correctness",
+                              "--fib-timeout=10", timeout=300)
+
+
+def test_a_hanging_reference_times_out_its_items_only(references: helpers.Run) -> None:
+    (item,) = references.by_suffix("::ref_hang::").values()
+    assert item.outcome == "failed" and item.message.startswith("TIMEOUT"), item.message[:500]
+    assert "reference" in item.message
+
+
+@pytest.mark.parametrize("name, words", [("exits", "exited with status 0"),
+                                         ("raises", "ValueError: broken reference")])
+def test_a_reference_that_dies_or_raises_is_a_reference_error(references: helpers.Run, name: str,
+                                                              words: str) -> None:
+    (item,) = references.by_suffix(f"::ref_{name}::").values()
+    assert item.outcome == "failed" and item.message.startswith("REFERENCE_ERROR")
+    assert words in item.message, item.message[:600]
+
+
+def test_the_session_goes_on_and_fails(references: helpers.Run) -> None:
+    (ok,) = references.by_suffix("::scale2::").values()
+    assert ok.outcome == "passed"
+    assert references.returncode == 1 and "INTERNALERROR" not in references.output
