@@ -14,7 +14,7 @@ P=.gpu_data/public
 cp -r $P/definitions/mla_paged $R/mla/definitions/; cp -r $P/workloads/mla_paged $R/mla/workloads/
 cp -r $P/blob/workloads/mla_paged $R/mla/blob/workloads/
 for a in $P/solutions/*/mla_paged; do d=$R/mla/solutions/$(basename $(dirname $a)); mkdir -p $d; cp -r $a $d/; done
-(timeout 230 python3 tools/gpu/fib_bench_verdicts.py $R/mla $R/fib_bench.jsonl \
+(timeout 200 python3 tools/gpu/fib_bench_verdicts.py $R/mla $R/fib_bench.jsonl \
    mla_paged_decode_h16_ckv512_kpe64_ps1 mla_paged_prefill_causal_h16_ckv512_kpe64_ps1 \
    > $R/fib_bench.log 2>&1; echo "rc=$?" >> $R/fib_bench.log) &
 PYTEST="python3 -m pytest -p pytest_fib.plugin -p no:cacheprovider -p no:randomly"
@@ -25,8 +25,12 @@ timeout 60 $PYTEST --fib-dataset=$R/mini --fib-solutions=dataset -m correctness 
   --junitxml=$R/mini_junit.xml > $R/mini.log 2>&1; echo "rc=$? wall=$(( $(date +%s) - S ))s" >> $R/mini.log
 python3 $REPO/tools/gpu/expect_check.py $R/mini_junit.xml $R/mini/expect.json > $R/mini_check.txt 2>&1
 tail -1 $R/mini.log; tail -1 $R/mini_check.txt
+timeout 45 $PYTEST --fib-dataset=$R/mini --fib-solutions=dataset -m timing --fib-seed=0 -q -rA \
+  -k "gqa_paged_decode_h8_kv2_d32_ps1_py or rmsnorm_h64_py or top_k_sampling_from_probs_v128_py" \
+  --fib-iterations=20 > $R/mini_timing.log 2>&1; echo "rc=$?" >> $R/mini_timing.log
+grep -E "passed|failed" $R/mini_timing.log | tail -1
 S=$(date +%s)
-timeout 160 $PYTEST --fib-dataset=$R/mla --fib-solutions=dataset -m correctness -n 8 -q -rfEs \
+timeout 140 $PYTEST --fib-dataset=$R/mla --fib-solutions=dataset -m correctness -n 8 -q -rfEs \
   --fib-seed=1 --fib-traces=$R/traces --junitxml=$R/mla_junit.xml > $R/mla.log 2>&1
 echo "rc=$? wall=$(( $(date +%s) - S ))s" >> $R/mla.log
 tail -2 $R/mla.log
