@@ -44,6 +44,8 @@ def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
     env = dict(os.environ)
     if wrapped:
         env["PYTEST_FIB_WRAPPED"] = "1"  # the worker then exits normally: the tool reports at exit
+    if device.startswith("cuda"):
+        env["PYTEST_FIB_EXEC_CHILDREN"] = "1"  # zygote.EXEC_CHILDREN: no CUDA after a fork
     if warm_profiler and device.startswith("cuda"):
         env["PYTEST_FIB_WARM_PROFILER"] = "1"  # worker.warm_profiler(), during start-up
     if device == "cpu":

@@ -46,6 +46,14 @@ def _watch_parent(parent: int) -> None:
         time.sleep(1.0)
 
 
+def reclaim_crash_handler() -> None:
+    """faulthandler's SIGSEGV handler, installed again (a plain enable() is a no-op once it is
+    enabled, even after a library replaced the handler): a crash prints the Python stack that
+    names the solution's line."""
+    faulthandler.disable()
+    faulthandler.enable()
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -243,7 +251,7 @@ class Worker:
                 "errors": compiler_errors(e.log or str(e)), "log": (e.log or "")[-20000:]}
         # Builders import libraries that install their own SIGSEGV handler (tvm_ffi prints a native
         # backtrace): take it back, so a crash prints the Python stack that names the solution line.
-        faulthandler.enable()
+        reclaim_crash_handler()
         if runnable is None or (req["device"] == "cpu" and req["needs_gpu"]):
             return definition, workload, None, {
                 "status": "compiled", "build_seconds": time.perf_counter() - start}
@@ -361,7 +369,7 @@ class Worker:
             runnable = self.builder.build(definition, solution, req["device"])
         except Exception as e:  # noqa: BLE001
             return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
-        faulthandler.enable()
+        reclaim_crash_handler()
         return runnable if runnable is not None else "compile-only on this machine"
 
     def op_time_reference(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -438,7 +446,7 @@ def warm_imports() -> None:
         BuilderRegistry.get_instance()
     except Exception:  # noqa: BLE001 - reported by the first request that needs it
         pass
-    faulthandler.enable()  # tvm_ffi installs its own SIGSEGV handler: see Worker.build
+    reclaim_crash_handler()  # tvm_ffi installs its own SIGSEGV handler: see Worker.build
 
 
 def serve(conn: Connection, child: bool = False) -> None:
@@ -467,7 +475,6 @@ def serve(conn: Connection, child: bool = False) -> None:
 def serve_child(conn: Connection) -> None:
     """A solution's process, forked by the zygote: it exits with its parent."""
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    faulthandler.enable()
     serve(conn, child=True)
 
 
@@ -476,12 +483,24 @@ def run_zygote(conn: Connection) -> None:
     create its own context), say ready, then fork one child per solution (zygote.py)."""
     import torch  # noqa: F401
 
-    warm_imports()
+    # Modules only: instantiating the builder registry asks torch whether CUDA is available,
+    # which makes every later fork unable to use CUDA. Each child does that itself.
+    try:
+        import flashinfer_bench.compile  # noqa: F401
+
+        from . import inputs, models  # noqa: F401
+    except Exception:  # noqa: BLE001 -- reported by the first request that needs it
+        pass
     conn.send_bytes(pickle.dumps({"ready": os.getpid()}))
     zygote.Zygote(conn, serve_child).run()
 
 
 def main(argv: list[str]) -> None:
+    if argv[1] == "--child":  # a solution's process that its zygote exec'd (zygote.py)
+        serve_child(Connection(int(argv[2])))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     fd = int(argv[1])
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     profile_dir = os.environ.get("PYTEST_FIB_PROFILE_WORKERS")

@@ -25,9 +25,17 @@ import pickle
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from multiprocessing.connection import Connection
 from typing import Any, Callable
+
+# Set by the controller for a GPU session: each child execs a fresh interpreter instead of
+# running on in the fork. CUDA cannot be used in a process forked from one where torch has
+# looked at the GPU at all (torch marks the fork "bad" once it has counted devices, which
+# flashinfer-bench's builder registry does on import), seen on an H200: every child failed with
+# "Cannot re-initialize CUDA in forked subprocess". A spare child still starts ahead.
+EXEC_CHILDREN = "PYTEST_FIB_EXEC_CHILDREN"
 
 # Prefixes of a child's answer: whether the child goes on after it, or exits (its CUDA context
 # is poisoned, or it tampered with the harness) and must not get another request.
@@ -112,6 +120,11 @@ class Zygote:
                 os.chdir(home)
                 os.environ["TMPDIR"] = home
                 tempfile.tempdir = home
+                if os.environ.get(EXEC_CHILDREN):
+                    fd = theirs.detach()
+                    os.set_inheritable(fd, True)
+                    os.execv(sys.executable, [sys.executable, "-m", "pytest_fib.worker",
+                                              "--child", str(fd)])
                 self.serve(Connection(theirs.detach()))
             except BaseException:  # noqa: BLE001 -- reported by the zygote as a lost child
                 code = 70

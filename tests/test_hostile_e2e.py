@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
+from typing import Iterator
+from unittest import mock
 
 import pytest
 
@@ -33,9 +36,17 @@ CHECK = ("import os, sys, tempfile\n\ndef run(x, y):\n"
          "    y.copy_(x * 2)\n")
 
 
-@pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[helpers.Run, float]:
-    root = tmp_path_factory.mktemp("hostile")
+@pytest.fixture(scope="module", params=["fork", "exec"])
+def session(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[helpers.Run, float]]:
+    """Both ways a solution's process starts: forked from the worker (CPU sessions), or a fresh
+    interpreter exec'd from that fork (GPU sessions: CUDA cannot run in a plain fork)."""
+    with mock.patch.dict(os.environ, {"PYTEST_FIB_EXEC_CHILDREN": "1"}
+                         if request.param == "exec" else {}):
+        yield _hostile_session(tmp_path_factory.mktemp(f"hostile-{request.param}"))
+
+
+def _hostile_session(root: Path) -> tuple[helpers.Run, float]:
     helpers.project(root, kits=(), ns=(1, 7))
     for name, code in HOSTILE.items():
         helpers.add_kit(root / "kernels", name, code)
