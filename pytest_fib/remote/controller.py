@@ -350,11 +350,14 @@ class Shard:
 class CtrlC:
     """Ctrl-C while the shards run is noted by a SIGINT handler and acted on by the event loop.
 
-    A KeyboardInterrupt raised wherever the main thread happens to be can land inside the event
-    queue's own locking (``with`` is not atomic against it: bpo-29988), and a shard thread that
-    then puts its next event waits forever: the session hung instead of stopping (issue 14). The
-    handler is installed before any shard starts, so a Ctrl-C at any moment after that, however
-    early, stops the session the same way; before it, ``main`` reports that nothing ran."""
+    Before, a KeyboardInterrupt was raised wherever the main thread happened to be: inside the
+    event queue's own locking (``with`` is not atomic against it, bpo-29988: a shard thread that
+    then puts an event waits forever), or while the shard threads were still being started (the
+    session then ended as "interrupted before anything ran remotely", leaving a sandbox that had
+    just been created running); and a handler some earlier code left installed could swallow it.
+    CI saw a Ctrl-C'd session not stop within 60 s, and one end with exit 8 (issue 14). This
+    handler is installed before any shard starts and only sets a flag, so a Ctrl-C at any moment
+    after that stops the session the same way; before it, ``main`` reports that nothing ran."""
 
     def __init__(self) -> None:
         self.pressed = False
