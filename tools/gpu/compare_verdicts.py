@@ -1,6 +1,6 @@
 """pytest-fib's verdicts (trace lines and junit) beside flashinfer-bench's (fib_bench_verdicts.py)
 per (solution, workload): counts on each side and every disagreement with both messages.
-Usage: python compare_verdicts.py TRACES_DIR JUNIT.xml FIB_BENCH.jsonl"""
+Usage: python compare_verdicts.py TRACES_DIR JUNIT.xml|- FIB_BENCH.jsonl"""
 import collections
 import glob
 import json
@@ -17,7 +17,8 @@ for path in glob.glob(f"{traces}/**/*.jsonl", recursive=True):
         ours[t["solution"], t["workload"]["uuid"]] = (t["evaluation"]["status"],
                                                       (t["evaluation"].get("log") or "")[:300])
 skipped = collections.Counter()
-for case in ET.parse(junit).getroot().iter("testcase"):
+cases = ET.parse(junit).getroot().iter("testcase") if junit != "-" else []  # "-": no junit
+for case in cases:
     el = case.find("skipped")
     if el is not None:
         skipped[el.get("message", "")[:90]] += 1
