@@ -189,9 +189,60 @@ class Guard:
               "pytest_fib.timing.measure", "pytest_fib.timing._measure_cupti",
               "pytest_fib.timing.spans_between_markers", "pytest_fib.timing._device_activities")
     NAMES = HARNESS + TIMERS
+    # Whole namespaces, not only the names above (issue 13: no list of names is complete): every
+    # function and class of these modules, and every entry of those classes' own dicts, as they
+    # were before any solution code ran. Replacing an unlisted helper of the timing path, or
+    # shadowing a method on a class whose identity stays the same, shows here.
+    HARNESS_SPACES = ("pytest_fib.check", "pytest_fib.inputs", "pytest_fib.transfer")
+    TIMER_SPACES = HARNESS_SPACES + (
+        "pytest_fib.timing", "pytest_fib.worker", "time", "torch.profiler",
+        "torch.profiler.profiler", "torch.autograd.profiler", "torch.autograd.profiler_util",
+        "torch.cuda")
 
     def __init__(self) -> None:
         self.saved = {name: self._identity(name) for name in self.NAMES}
+        self.spaces = {name: self._namespace(name) for name in self.TIMER_SPACES}
+
+    @staticmethod
+    def _namespace(module_name: str) -> dict[str, tuple[int, int | None]]:
+        """name -> identity of every callable of the module and of its own classes' dicts."""
+        import importlib
+        import inspect
+
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            return {}
+        out: dict[str, tuple[int, int | None]] = {}
+
+        def note(key: str, obj: Any) -> None:
+            code = getattr(obj, "__code__", None) or getattr(
+                getattr(obj, "__func__", None), "__code__", None)
+            out[key] = (id(obj), id(code) if code is not None else None)
+
+        for attr, obj in list(vars(module).items()):
+            if callable(obj) or isinstance(obj, (staticmethod, classmethod, property)):
+                note(attr, obj)
+            if inspect.isclass(obj) and obj.__module__ == module_name:
+                for member, value in list(vars(obj).items()):
+                    if callable(value) or isinstance(value, (staticmethod, classmethod,
+                                                             property)):
+                        note(f"{attr}.{member}", value)
+        return out
+
+    def _space_changes(self, spaces: tuple[str, ...]) -> list[str]:
+        changed = []
+        for space in spaces:
+            now = self._namespace(space)
+            before = self.spaces.get(space, {})
+            for key, ident in before.items():
+                if now.get(key, ident) != ident:
+                    changed.append(f"{space}.{key}")
+            # a member added to a class (a method shadowed there); module-level additions are
+            # lazy imports and caches, not tampering
+            changed += [f"{space}.{key} (added)" for key in now.keys() - before.keys()
+                        if "." in key]
+        return changed
 
     @classmethod
     def _identity(cls, name: str) -> tuple[Any, Any]:
@@ -218,8 +269,12 @@ class Guard:
         return None
 
     def changed(self, names: tuple[str, ...] | None = None) -> list[str]:
-        return [n for n in (names or self.NAMES)
-                if any(a is not b for a, b in zip(self._identity(n), self.saved[n]))]
+        """What differs from the snapshot: the harness's names and namespaces (``names`` =
+        HARNESS), or everything the timing path touches too (the default)."""
+        spaces = self.HARNESS_SPACES if names == self.HARNESS else self.TIMER_SPACES
+        named = [n for n in (names or self.NAMES)
+                 if any(a is not b for a, b in zip(self._identity(n), self.saved[n]))]
+        return named + [c for c in self._space_changes(spaces) if c not in named]
 
 
 class Worker:
