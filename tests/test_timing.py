@@ -135,3 +135,24 @@ def test_a_solution_kernel_named_spin_is_neither_a_marker_nor_dropped() -> None:
     acts = trace([(0.0, 3.0, "spin_scale_kernel", 7)], [(0.0, 2.0, "spin_scale_kernel", 7)])
     samples, _ = spans_between_markers(acts, 2)
     assert [round(s * 1e6, 3) for s in samples] == [3.0, 2.0]
+
+
+def test_event_timed_items_are_named_and_kept_out_of_the_speedups() -> None:
+    """Issue 13: a CUPTI failure switched clocks with only a note; now the summary names the
+    items and their (launch-inflated) speedups stay out of the means."""
+    from types import SimpleNamespace
+
+    from pytest_fib import report
+
+    def rec(uuid: str, clock: str, speedup: float) -> dict:
+        case = SimpleNamespace(definition=SimpleNamespace(name="d"),
+                               solution=SimpleNamespace(name="s"),
+                               workload=SimpleNamespace(uuid=uuid))
+        return {"case": case, "status": "PASSED",
+                "timing": {"clock": clock, "speedup": speedup, "latency_ms": 1.0}}
+
+    fib = SimpleNamespace(results={"a": rec("aaaaaaaa-1", "cuda-cupti", 2.0),
+                                   "b": rec("bbbbbbbb-1", "cuda-events", 0.1)})
+    assert report.events_timed(fib) == ["d::s[bbbbbbbb]"]
+    (row,) = report.solution_rows(fib)
+    assert row["speedup_geomean"] == pytest.approx(2.0)
