@@ -22,6 +22,7 @@ from typing import Any
 from .zygote import kill_tree
 
 
+LOG_CAP = 64 << 20  # bytes of worker output kept between items
 STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loaded machine
 # A worker whose crash report began before the item's limit has stopped running solution code: it
 # is given this long to finish printing and die, so that the verdict names the signal (issue 14).
@@ -120,6 +121,15 @@ class WorkerProcess:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def _cap_log(self) -> None:
+        """A solution that prints without end must not fill the disk: between items, a log past
+        LOG_CAP is emptied (every failure message already carries its own excerpt). The worker
+        writes with O_APPEND, so it goes on at the new end."""
+        if self.log_size() > LOG_CAP:
+            with self.log_path.open("r+b") as fh:
+                fh.truncate(0)
+                fh.write(f"[pytest-fib: log emptied past {LOG_CAP >> 20} MiB]\n".encode())
+
     def log_size(self) -> int:
         try:
             return self.log_path.stat().st_size
@@ -128,6 +138,7 @@ class WorkerProcess:
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         self._wait_ready()
+        self._cap_log()
         start_log = self.log_size()
         try:
             self.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))

@@ -142,3 +142,19 @@ def _after_the_report(log_tail, release: Path | None = None):
             release.touch()
         return log_tail(since, lines)
     return tail
+
+
+def test_a_log_past_its_cap_is_emptied_between_items(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: worker logs are capped (a solution printing without end must not fill /tmp)."""
+    from pytest_fib import pool
+
+    monkeypatch.setattr(pool, "LOG_CAP", 1000)
+    worker = object.__new__(pool.WorkerProcess)
+    worker.log_path = tmp_path / "worker.log"
+    worker.log_path.write_bytes(b"x" * 5000)
+    worker._cap_log()
+    assert worker.log_size() < 100 and b"log emptied" in worker.log_path.read_bytes()
+    worker.log_path.write_bytes(b"y" * 500)
+    worker._cap_log()
+    assert worker.log_size() == 500
