@@ -359,6 +359,9 @@ def timing(request: pytest.FixtureRequest, benchmark: Any) -> None:
     passed_before = fib.recorded.get(resume_key(item.case, "correctness")) == "PASSED"
     if outcome is not None and outcome[0] != "passed" and not passed_before:
         pytest.skip(f"correctness {outcome[0]}: not timed")
+    if fib.settings.device == "cpu" and not fib.settings.host_timing:
+        pytest.skip("timing needs a GPU: on the CPU the host clock would time Triton's "
+                    "interpreter, not the kernel (--fib-device=cpu times it anyway)")
     _judged(item, lambda: _runner(item).timing(item.case, benchmark))
 
 

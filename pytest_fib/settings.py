@@ -68,6 +68,9 @@ class Settings:
     sanitizer: str | None = None  # memcheck, racecheck, synccheck, initcheck
     ncu: bool = False
     strict_spec: bool = False  # a missing destination_passing_style is true (flashinfer-bench)
+    # Timing items run on the CPU only when asked for (--fib-device=cpu) or for the self-test:
+    # the host clock times Triton's interpreter, not a kernel (issue 15).
+    host_timing: bool = False
 
     def tolerance_for(self, definition: str, op_type: str) -> Tolerance:
         """The tolerance for one definition: the last matching ini override wins."""
@@ -283,6 +286,7 @@ def resolve(config: pytest.Config) -> Settings:
         explicit=explicit, selftest=selftest, sanitizer=sanitizer, ncu=ncu,
         baseline=config.getoption("fib_baseline"),
         strict_spec=bool(config.getoption("fib_strict_spec", False)),
+        host_timing=device == "cpu" or selftest,
         hypothesis_examples=_or(_opt_number(config, "fib_hypothesis_examples", int, 1), 10),
     )
 
