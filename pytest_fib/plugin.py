@@ -226,6 +226,26 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
     return nodes.FibSuite.from_parent(parent, path=path, origin=origin)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> Iterator[None]:
+    """A file that does not load fails whatever -k, -m, --lf or another plugin selects (issue 14:
+    `-m "correctness or property"` once hid a broken config.toml and exited 0). Its load[...]
+    item is held out of every selection and put back, first, once they are done. Files valid for
+    a newer schema (skips) stay selectable like any item."""
+    from . import nodes
+
+    broken = [i for i in items if isinstance(i, nodes.ProblemItem)
+              and i.problem.kind != "unsupported"]
+    if broken:
+        held = {id(i) for i in broken}
+        items[:] = [i for i in items if id(i) not in held]
+    try:
+        return (yield)
+    finally:
+        items[:0] = broken
+
+
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if config.getoption("help", False) or config.getoption("version", False):
         return None
