@@ -187,6 +187,10 @@ class FibItem(pytest.Function):
             super().runtest()
             return
         rec = self.resumed
+        if "benchmark" in self.funcargs:  # not timed again: no "fixture was not used" warning
+            from . import bench
+
+            bench.not_measured(self.funcargs["benchmark"])
         where = f"{self.config.stash[FIB_SESSION].settings.traces}/{rec['file']}"
         note = (f"recorded as {rec['status']} in {where} by an earlier run with the same "
                 "solution, definition, workload, tolerances, seed and harness; not run again "
@@ -261,7 +265,8 @@ class FibItem(pytest.Function):
         message = "" if rep.passed else str(rep.longrepr)  # what the item showed, for resume
         fib.traces.write(self.case, self.kind, status, rec.get("log", "") if not rep.passed else "",
                          correctness, performance,
-                         key=resume_key(self.case, self.kind, fib.settings), message=message)
+                         key=resume_key(self.case, self.kind, fib.settings), message=message,
+                         seed=fib.settings.seed)
 
 
 def _runner(node: pytest.Item) -> Any:

@@ -282,6 +282,13 @@ def resolve(config: pytest.Config) -> Settings:
     if resume and traces is None:
         raise _usage("--fib-resume", True, "needs a results folder",
                      "Add --fib-traces DIR: resume skips what DIR already records.")
+    if resume and traces is not None and seed_source == "random":
+        # The seed is part of the resume key: resuming continues the recorded run's inputs.
+        from .traces import recorded_seed
+
+        previous = recorded_seed(traces)
+        if previous is not None:
+            seed, seed_source = previous, "--fib-resume (the recorded run's seed)"
 
     return Settings(
         dataset=dataset, dataset_source=dataset_source, kernels=kernels,

@@ -101,6 +101,12 @@ def recorded(root: Path) -> dict[str, dict[str, str]]:
             for r in read_lines(root / INDEX) if "key" in r and "status" in r}
 
 
+def recorded_seed(root: Path) -> int | None:
+    """The seed of the last recorded item: --fib-resume without --fib-seed continues with it."""
+    seeds = [r["seed"] for r in read_lines(root / INDEX) if isinstance(r.get("seed"), int)]
+    return seeds[-1] if seeds else None
+
+
 def set_aside_torn(root: Path) -> list[str]:
     """Cut a torn last line (a session killed mid-write) off every trace file and the index, keep
     it under ``DIR/.pytest-fib/torn/``, and say what was done. Run once per session, before any
@@ -186,7 +192,7 @@ class TraceWriter:
     def write(self, case: Case, kind: str, status: str, log: str = "",
               correctness: dict[str, Any] | None = None,
               performance: dict[str, Any] | None = None, *, key: str = "",
-              message: str = "") -> None:
+              message: str = "", seed: int | None = None) -> None:
         """One Trace line; with ``key`` also its resume-index line (the status and the message
         the item showed, so that a resumed item reports exactly what was recorded)."""
         from flashinfer_bench.data import Trace
@@ -207,5 +213,6 @@ class TraceWriter:
         append_line(self.path(case), json.loads(trace.model_dump_json()))
         if key:
             append_line(self.root / INDEX, {
-                "key": key, "status": status, "message": message[-20000:], "nodeid_kind": kind,
+                "key": key, "status": status, "message": message[-20000:], "seed": seed,
+                "nodeid_kind": kind,
                 "file": self.path(case).relative_to(self.root).as_posix()})
