@@ -70,7 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-traces", dest="fib_traces", metavar="DIR",
         help="append results as FlashInfer-Trace JSONL to DIR/traces/<author>/<op_type>/<def>.jsonl")
     add("--fib-resume", dest="fib_resume", action="store_true", default=None,
-        help="skip cases already recorded in --fib-traces for the same solution content.")
+        help="do not run items already recorded in --fib-traces for the same solution, "
+             "definition, workload, tolerances, seed and harness: report the recorded outcome.")
     add("--fib-report", dest="fib_report", metavar="DIR",
         help="write a markdown summary and speedup plots into DIR.")
     add("--fib-selftest", dest="fib_selftest", action="store_true", default=False,
