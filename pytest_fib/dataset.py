@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import paths
+
 # flashinfer-bench 0.1.2's DType enum and languages (pinned by tests/test_dataset.py).
 KNOWN_DTYPES = frozenset({
     "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1",
@@ -154,12 +156,23 @@ class Dataset:
             return str(path)
 
 
+def not_utf8(data: bytes, e: UnicodeDecodeError) -> tuple[int, str]:
+    """(line, reason) for bytes that are not UTF-8: where the first bad byte is, and the fix."""
+    line = data.count(b"\n", 0, e.start) + 1
+    column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+    return line, (f"not UTF-8 text: byte 0x{data[e.start]:02x} at line {line}, column {column} "
+                  f"({e.reason}); save the file as UTF-8")
+
+
 def _read_json(path: Path, label: str) -> tuple[Any, Problem | None]:
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
+        data = path.read_bytes()
+        return json.loads(data.decode("utf-8")), None
     except json.JSONDecodeError as e:
         return None, Problem(label, e.lineno, f"not valid JSON: {e.msg} (column {e.colno})")
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        return None, Problem(label, *not_utf8(data, e))
+    except OSError as e:
         return None, Problem(label, None, f"cannot be read: {e}")
 
 
@@ -228,9 +241,22 @@ def check_solution(raw: Any) -> str | None:
     return None
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+def unsafe_solution_names(raw: dict[str, Any]) -> str | None:
+    """Why a (schema-valid) solution's names cannot become file names, else None (paths.py)."""
+    return paths.unsafe({"solution name": raw["name"], "author": raw["author"]})
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, str | Problem]]:
+    """Non-blank lines; a line that is not UTF-8 comes back as its Problem (one bad byte must not
+    abort the session: issue 14). ``path`` is the label the Problem names."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, Problem(str(path), lineno, not_utf8(raw, e)[1].replace(
+                    "at line 1, ", "at "))
+                continue
             if line.strip():
                 yield lineno, line
 
@@ -246,7 +272,7 @@ def load(root: Path, with_solutions: bool) -> Dataset:
         for path in sorted((root / "solutions").rglob("*.json")):
             raw, problem = _read_json(path, ds.rel(path))
             if problem is None:
-                error = check_solution(raw)
+                error = check_solution(raw) or unsafe_solution_names(raw)
                 problem = Problem(ds.rel(path), None, error) if error else None
             if problem is not None:
                 ds.problems.append(problem)
@@ -266,6 +292,9 @@ def _load_definition(ds: Dataset, path: Path) -> None:
             problem = Problem(label, None, verdict[1], verdict[0])
             if isinstance(raw, dict) and isinstance(raw.get("name"), str):
                 ds.unusable[raw["name"]] = problem
+    if problem is None:
+        unsafe = paths.unsafe({"definition name": raw["name"], "op_type": raw["op_type"]})
+        problem = Problem(label, None, unsafe) if unsafe else None
     if problem is None and raw["name"] in ds.definitions:
         problem = Problem(label, None, f"duplicate definition name {raw['name']!r} (also in "
                           f"{ds.rel(Path(ds.definitions[raw['name']].path))})")
@@ -278,7 +307,15 @@ def _load_definition(ds: Dataset, path: Path) -> None:
 def _load_workloads(ds: Dataset, path: Path) -> None:
     label = ds.rel(path)
     seen: set[str] = set()
-    for lineno, line in _iter_jsonl(path):
+    try:
+        lines = list(_iter_jsonl(path))
+    except OSError as e:
+        ds.problems.append(Problem(label, None, f"cannot be read: {e}"))
+        return
+    for lineno, line in lines:
+        if isinstance(line, Problem):
+            ds.problems.append(dataclasses.replace(line, path=label))
+            continue
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as e:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ._toml import tomllib
-from .dataset import Problem, SolutionRec, check_solution, _read_json
+from .dataset import (Problem, SolutionRec, _read_json, check_solution, not_utf8,
+                      unsafe_solution_names)
 
 # flashinfer_bench.agents.solution_handler.VALID_SOURCE_EXTENSIONS (0.1.2)
 SOURCE_EXTENSIONS = frozenset({".py", ".cu", ".cuh", ".cpp", ".c", ".h", ".hpp", ".cc", ".cxx"})
@@ -43,7 +44,7 @@ def discover(root: Path) -> tuple[list[SolutionRec], list[Problem]]:
             continue
         raw, problem = _read_json(path, str(path))
         if problem is None:
-            error = check_solution(raw)
+            error = check_solution(raw) or unsafe_solution_names(raw)
             problem = Problem(str(path), None, f"not a usable Solution JSON: {error}") if error else None
         if problem:
             problems.append(problem)
@@ -78,9 +79,20 @@ def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
     if not src_dir.is_dir():
         return None, Problem(where, None, f"[build] language = {language!r} but {src_dir} does "
                                           f"not exist (sources go in solution/{language}/)")
-    sources = [{"path": p.name, "content": p.read_text(encoding="utf-8")}
-               for p in sorted(src_dir.iterdir())
-               if p.is_file() and p.suffix.lower() in SOURCE_EXTENSIONS]
+    sources = []
+    for p in sorted(src_dir.iterdir()):
+        if not (p.is_file() and p.suffix.lower() in SOURCE_EXTENSIONS):
+            continue
+        data = p.read_bytes()
+        try:
+            sources.append({"path": p.name, "content": data.decode("utf-8")})
+        except UnicodeDecodeError as e:
+            # A Solution JSON carries sources as text, so a binary file cannot be packed
+            # (flashinfer-bench's pack_solution_from_files fails on it too): name it and the fix.
+            line, reason = not_utf8(data, e)
+            return None, Problem(str(p), line, f"{reason}, or move it out of solution/{language}/ "
+                                               f"(every {p.suffix} file there is packed as source "
+                                               f"text of the solution in {where})")
     spec: dict[str, Any] = {
         "language": language,
         "target_hardware": list(build.get("target_hardware", ["cuda"])),
@@ -94,7 +106,7 @@ def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
            "author": str(sol["author"]), "spec": spec, "sources": sources}
     if sol.get("description"):
         raw["description"] = str(sol["description"])
-    error = check_solution(raw)
+    error = check_solution(raw) or unsafe_solution_names(raw)
     if error:
         return None, Problem(where, None, error)
     expect = cfg.get("selftest")

@@ -18,7 +18,7 @@ import pytest
 from .cases import Case, safe, workload_id
 from .traces import resume_key
 from .dataset import Problem, SolutionRec
-from .session import FIB_SESSION, FibSession
+from .session import FIB_SESSION, FibSession, orphan_problem
 
 
 class FibFailure(AssertionError):
@@ -74,7 +74,7 @@ class FibSuite(pytest.Dir):
         for sol in fib.orphans:
             if self._mine(sol):
                 yield ProblemItem.from_parent(self, name=f"load[{safe(sol.name)}]",
-                                              problem=_orphan_problem(fib, sol))
+                                              problem=orphan_problem(fib, sol))
         by_definition: dict[str, list[SolutionRec]] = {}
         for sol in fib.solutions:
             if self._mine(sol):
@@ -100,18 +100,6 @@ class FibSuite(pytest.Dir):
         if self.origin == "local" and fib.settings.solutions == "all":
             return [p for p in fib.problems if is_local(p)]  # the dataset anchor shows the rest
         return list(fib.problems)  # local mode: the dataset's problems are this run's too
-
-
-def _orphan_problem(fib: FibSession, sol: SolutionRec) -> Problem:
-    bad = fib.dataset.unusable.get(sol.definition)
-    if bad is not None:
-        return Problem(sol.path, None, f"its definition {sol.definition!r} cannot be loaded: "
-                                       f"{bad.where}: {bad.message}", bad.kind)
-    known = ", ".join(sorted(fib.dataset.definitions)[:8]) or "none"
-    return Problem(sol.path, None, f"solution {sol.name!r} is for definition {sol.definition!r}, "
-                                   f"which is not in the dataset {fib.settings.dataset} "
-                                   f"(known: {known}...). Fix the definition name or use "
-                                   "--fib-dataset.")
 
 
 class DefinitionNode(pytest.Collector):
@@ -141,7 +129,8 @@ class SolutionNode(pytest.Collector):
         for case in mine:
             wid = workload_id(case.workload)
             for kind, func in (("correctness", correctness), ("timing", timing)):
-                resumed = fib.recorded.get(resume_key(case, kind)) if fib.recorded else None
+                resumed = (fib.recorded.get(resume_key(case, kind, fib.settings))
+                           if fib.recorded else None)
                 yield FibItem.from_parent(self, name=f"{kind}[{wid}]", callobj=func,
                                           case=case, kind=kind, resumed=resumed)
         if mine:
@@ -175,7 +164,7 @@ class SolutionNode(pytest.Collector):
 class FibItem(pytest.Function):
     """One (definition, workload, solution) check: correctness or timing."""
 
-    def __init__(self, *, case: Case, kind: str, resumed: str | None = None,
+    def __init__(self, *, case: Case, kind: str, resumed: dict[str, str] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _structured_id(self)
@@ -188,11 +177,27 @@ class FibItem(pytest.Function):
         self.add_marker(pytest.mark.xdist_group(case.definition.name))
         if sol.needs_gpu:
             self.add_marker("gpu")
+        # --fib-resume: what an earlier run recorded for exactly this case, reported again
+        self.resumed = None if case.skip else resumed
         if case.skip:
             self.add_marker(pytest.mark.skip(reason=case.skip))
-        elif resumed is not None:
-            self.add_marker(pytest.mark.skip(
-                reason=f"already recorded as {resumed} for this solution content (--fib-resume)"))
+
+    def runtest(self) -> None:
+        if self.resumed is None:
+            super().runtest()
+            return
+        rec = self.resumed
+        if "benchmark" in self.funcargs:  # not timed again: no "fixture was not used" warning
+            from . import bench
+
+            bench.not_measured(self.funcargs["benchmark"])
+        where = f"{self.config.stash[FIB_SESSION].settings.traces}/{rec['file']}"
+        note = (f"recorded as {rec['status']} in {where} by an earlier run with the same "
+                "solution, definition, workload, tolerances, seed and harness; not run again "
+                "(--fib-resume)")
+        if rec["status"] != "PASSED":
+            raise FibFailure(f"{rec['message'] or rec['status']}\n({note})")
+        self.add_report_section("call", "pytest-fib", note)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return Path(self.case.solution.path), 0, self.nodeid.split("::", 1)[-1]
@@ -234,7 +239,8 @@ class FibItem(pytest.Function):
                     "name": self.name, "fullname": self.nodeid, "extra_info": rec["timing"],
                     "samples_s": rec["samples_s"], "clock": rec["timing"]["clock"]}
         if (fib.settings.traces is not None and rep.outcome in ("passed", "failed")
-                and self.kind != "property"):  # a property item has no workload of its own
+                and self.kind != "property"  # a property item has no workload of its own
+                and self.resumed is None):  # already recorded
             self._write_trace(fib, rep, rec)
 
     def _write_trace(self, fib: FibSession, rep: pytest.TestReport, rec: dict[str, Any]) -> None:
@@ -256,8 +262,11 @@ class FibItem(pytest.Function):
             performance = {"latency_ms": t["latency_ms"],
                            "reference_latency_ms": t["reference_latency_ms"],
                            "speedup_factor": t["speedup"]}
+        message = "" if rep.passed else str(rep.longrepr)  # what the item showed, for resume
         fib.traces.write(self.case, self.kind, status, rec.get("log", "") if not rep.passed else "",
-                         correctness, performance)
+                         correctness, performance,
+                         key=resume_key(self.case, self.kind, fib.settings), message=message,
+                         seed=fib.settings.seed)
 
 
 def _runner(node: pytest.Item) -> Any:
@@ -356,7 +365,8 @@ def timing(request: pytest.FixtureRequest, benchmark: Any) -> None:
     outcome = fib.outcomes.get(item.case.key)
     # Not run in this process (deselected, or on another xdist worker): time it anyway -- the
     # outputs of the timed calls are checked against the reference, so a wrong kernel still fails.
-    passed_before = fib.recorded.get(resume_key(item.case, "correctness")) == "PASSED"
+    before = fib.recorded.get(resume_key(item.case, "correctness", fib.settings))
+    passed_before = before is not None and before["status"] == "PASSED"
     if outcome is not None and outcome[0] != "passed" and not passed_before:
         pytest.skip(f"correctness {outcome[0]}: not timed")
     if fib.settings.device == "cpu" and not fib.settings.host_timing:

@@ -6,6 +6,7 @@ import json
 import statistics
 from typing import Any
 
+from .paths import component, inside
 from .session import FibSession
 
 
@@ -26,13 +27,15 @@ def header(fib: FibSession, active: bool) -> list[str]:
            f"CPU budget {s.cpu_budget / 2**20:.0f} MiB)")
         + f"; reproduce inputs with --fib-seed={s.seed}",
     ]
-    unsupported = [p for p in fib.problems if p.kind == "unsupported"]
-    invalid = [p for p in fib.problems if p.kind != "unsupported"]
+    unsupported = [p for p in fib.load_problems if p.kind == "unsupported"]
+    invalid = [p for p in fib.load_problems if p.kind != "unsupported"]
     if unsupported:
         lines.append(f"pytest-fib: {len(unsupported)} file(s) use a schema newer than "
                      f"flashinfer-bench 0.1.2 (skipped, listed at the end)")
     if invalid:
-        lines.append(f"pytest-fib: {len(invalid)} file(s) cannot be loaded (failing items)")
+        lines.append(f"pytest-fib: {len(invalid)} file(s) cannot be loaded (failing load[...] "
+                     "items, run whatever -k/-m select)")
+    lines += [f"pytest-fib: --fib-traces {line}" for line in fib.torn]
     return lines
 
 
@@ -42,9 +45,9 @@ def terminal_summary(tr: Any, fib: FibSession) -> None:
         seen = sorted({(n, g, st): e for n, e, g, st in fib.selftest}.items())
         for (name, got, stage), expect in seen:
             tr.write_line(f"{name:<28} caught by {got:<20} at {stage:<12} {expect['why']}")
-    if fib.problems:
+    if fib.load_problems:
         tr.write_sep("-", "pytest-fib: files not loaded")
-        for p in fib.problems:
+        for p in fib.load_problems:
             tr.write_line(f"{'SKIP' if p.kind == 'unsupported' else 'FAIL'} {p.where}: {p.message}")
     lines = timing_table(fib)
     if lines:
@@ -119,7 +122,9 @@ def pack_solutions(fib: FibSession) -> None:
         if sol.origin != "local" or sol.name not in tested:
             continue
         model = Solution.model_validate(sol.raw)
-        (out / f"{sol.name}.json").write_text(model.model_dump_json(indent=2) + "\n")
+        name = component(sol.name)  # checked at load (paths.py); never a path of its own
+        assert name is not None
+        inside(out, f"{name}.json").write_text(model.model_dump_json(indent=2) + "\n")
 
 
 def write_report(fib: FibSession, exitstatus: int) -> None:
@@ -159,9 +164,9 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
     if plots:
         lines += ["", "## Speedup per workload", ""]
         lines += [f"![{name}]({path.name})" for name, path in plots]
-    if fib.problems:
+    if fib.load_problems:
         lines += ["", "## Files not loaded", ""]
-        lines += [f"- `{p.where}`: {p.message}" for p in fib.problems]
+        lines += [f"- `{p.where}`: {p.message}" for p in fib.load_problems]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
@@ -173,7 +178,7 @@ def speedup_plots(fib: FibSession, out: Any) -> list[tuple[str, Any]]:
             by_def.setdefault(rec["timing"]["definition"], []).append(rec["timing"])
     plots = []
     for definition, rows in sorted(by_def.items()):
-        path = out / f"speedup_{definition}.svg"
+        path = inside(out, f"speedup_{component(definition)}.svg")
         path.write_text(bar_chart_svg(definition, rows))
         plots.append((definition, path))
     return plots

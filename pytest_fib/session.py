@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import pytest
@@ -32,7 +33,9 @@ class FibSession:
     results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     runner: Any = None  # runner.Runner, created at the first item (imports torch)
     traces: Any = None  # traces.TraceWriter, created at the first finished item
-    recorded: dict[str, str] = dataclasses.field(default_factory=dict)  # --fib-resume index
+    # --fib-resume: resume key -> what an earlier run recorded ({"status", "message", "file"})
+    recorded: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    torn: list[str] = dataclasses.field(default_factory=list)  # torn trace lines set aside
     diagnostics: dict[str, str] = dataclasses.field(default_factory=dict)  # sanitizer/ncu reports
     # case key -> what the item's output should say besides its verdict: how the solution was
     # called where its JSON leaves the convention unsaid, a check that could not be made
@@ -48,6 +51,12 @@ class FibSession:
         if base is None or base.content_hash == case.solution.content_hash:
             return None
         return base
+
+    @property
+    def load_problems(self) -> list[Problem]:
+        """Every file that did not load: broken files, then solutions whose definition is not
+        there (each is one load[...] item and one line under "files not loaded")."""
+        return self.problems + [orphan_problem(self, sol) for sol in self.orphans]
 
     @property
     def op_types(self) -> list[str]:
@@ -73,14 +82,30 @@ def load(settings: Settings) -> FibSession:
     orphans = [s for s in solutions if s.definition not in ds.definitions]
     cases = cases_mod.build_cases(ds, known, settings.device, settings.cpu_budget)
     baselines = pick_baselines(settings, ds, solutions)
-    recorded = {}
-    if settings.resume and settings.traces is not None:
-        from .traces import recorded as read_recorded
+    recorded, torn = {}, []
+    if settings.traces is not None:
+        from . import traces
 
-        recorded = read_recorded(settings.traces)
+        if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller, before workers start
+            torn = traces.set_aside_torn(settings.traces)
+        if settings.resume:
+            recorded = traces.recorded(settings.traces)
     return FibSession(settings=settings, dataset=ds, solutions=known, problems=problems,
                       cases=cases, orphans=orphans, load_seconds=time.perf_counter() - start,
-                      recorded=recorded, baselines=baselines)
+                      recorded=recorded, torn=torn, baselines=baselines)
+
+
+def orphan_problem(fib: FibSession, sol: SolutionRec) -> Problem:
+    """A solution for a definition the dataset lacks (or cannot load): a load failure of its file."""
+    bad = fib.dataset.unusable.get(sol.definition)
+    if bad is not None:
+        return Problem(sol.path, None, f"its definition {sol.definition!r} cannot be loaded: "
+                                       f"{bad.where}: {bad.message}", bad.kind)
+    known = ", ".join(sorted(fib.dataset.definitions)[:8]) or "none"
+    return Problem(sol.path, None, f"solution {sol.name!r} is for definition {sol.definition!r}, "
+                                   f"which is not in the dataset {fib.settings.dataset} "
+                                   f"(known: {known}...). Fix the definition name or use "
+                                   "--fib-dataset.")
 
 
 def pick_baselines(settings: Settings, ds: Dataset,
@@ -101,6 +126,12 @@ def pick_baselines(settings: Settings, ds: Dataset,
                 if dataset_mod.check_solution(raw) is None:
                     pool.append(SolutionRec(raw["name"], raw["definition"], raw["author"],
                                             raw["spec"]["language"], str(path), "dataset", raw))
+    if settings.baseline and not any(s.name == settings.baseline for s in pool):
+        names = ", ".join(sorted({s.name for s in pool})[:10]) or "none"
+        raise pytest.UsageError(
+            f"pytest-fib: --fib-baseline={settings.baseline!r}: no solution has that name (known: "
+            f"{names}). Give the name of a solution under test or in the dataset's "
+            "solutions/baseline/ folder.")
     chosen: dict[str, SolutionRec] = {}
     for sol in pool:
         if settings.baseline:

@@ -257,8 +257,20 @@ def resolve(config: pytest.Config) -> Settings:
     timeout = _number(value, source, float, 1) if value is not None else DEFAULT_TIMEOUT
 
     def out_dir(option: str) -> Path | None:
+        """An output folder, checked now (issue 14): a file there, or a folder that cannot be
+        created, is a usage error before anything runs, not a traceback after the first item."""
+        from .paths import output_dir_problem
+
         v = config.getoption(option)
-        return (config.invocation_params.dir / v).resolve() if v else None
+        if not v:
+            return None
+        path = (config.invocation_params.dir / os.path.expanduser(v)).resolve()
+        problem = output_dir_problem(path)
+        if problem:
+            flag = "--" + option.replace("_", "-")
+            raise _usage(flag, v, f"{path} {problem}" if not problem.startswith(str(path))
+                         else problem, f"Give {flag} a folder pytest-fib can create and write.")
+        return path
 
     sanitizer = config.getoption("fib_sanitizer")
     ncu = bool(config.getoption("fib_ncu"))
@@ -273,6 +285,13 @@ def resolve(config: pytest.Config) -> Settings:
     if resume and traces is None:
         raise _usage("--fib-resume", True, "needs a results folder",
                      "Add --fib-traces DIR: resume skips what DIR already records.")
+    if resume and traces is not None and seed_source == "random":
+        # The seed is part of the resume key: resuming continues the recorded run's inputs.
+        from .traces import recorded_seed
+
+        previous = recorded_seed(traces)
+        if previous is not None:
+            seed, seed_source = previous, "--fib-resume (the recorded run's seed)"
 
     return Settings(
         dataset=dataset, dataset_source=dataset_source, kernels=kernels,

@@ -158,9 +158,10 @@ def test_resume_and_traces_are_not_duplicated(pytester, project):
     before = {f: f.read_text() for f in files}
     second = run(pytester, *args, "--fib-resume")
     assert second.ret == 0
-    second.stdout.fnmatch_lines(["*skipped*"])
-    assert "passed" not in second.outlines[-1]
+    second.stdout.fnmatch_lines(["*passed*"])  # resumed items report what was recorded
+    assert "failed" not in second.outlines[-1]
     assert {f: f.read_text() for f in files} == before  # nothing appended twice
+    assert (project / "tr" / ".pytest-fib" / "index.jsonl").is_file()  # came home beside traces/
 
 
 def test_last_failed_round_trip(pytester, project):

@@ -227,9 +227,9 @@ def make_plan(config: pytest.Config, o: Options) -> Plan:
     if traces is not None and config.getoption("fib_resume", False):
         from ..traces import INDEX
 
-        index = traces / "traces" / INDEX
+        index = traces / INDEX  # beside traces/, where TraceSet.from_path does not look
         if index.is_file():
-            ship_input(f"traces/traces/{INDEX}", index)
+            ship_input(f"traces/{INDEX}", index)
     if artifacts.storage is not None and artifacts.compares and artifacts.storage.is_dir():
         for f in sorted(artifacts.storage.rglob("*.json")):
             ship_input(f"{STORAGE_KEY}/{f.relative_to(artifacts.storage).as_posix()}", f)
