@@ -5,7 +5,9 @@ Modelled on pytest-xdist's controller/worker split: the controller ships the inv
 user's arguments, minus ``--modal*``, artifact paths rewritten into a remote output folder, the
 dataset on a volume), runs ``python -m pytest ...`` in one container per shard from the shipped
 project root, streams the output live, fetches the output folders, merges them into the local
-artifact paths and returns the remote exit code. Infrastructure failures return
+artifact paths, replays every remote report into a local session that collects nothing
+(remote/replay.py: junit, cache and other plugins see the remote items) and returns the remote exit
+code. Infrastructure failures return
 :data:`~pytest_fib.remote.plan.EXIT_INFRA` (8), never a test outcome.
 
 The local side needs pytest and, for the Modal backend only, the ``modal`` client: nothing here
