@@ -24,9 +24,13 @@ def table(pytester: pytest.Pytester) -> dict:
 def rewrite(table: dict, args: list[str], project: Path, **kw) -> list[str]:
     parsed = plan.parse_args(args, table)
     artifacts = plan.find_artifacts(parsed, project, kw.pop("cache", None))
-    return plan.remote_args(parsed, project=project, remote_project="/fib/ws/proj",
+    got = plan.remote_args(parsed, project=project, remote_project="/fib/ws/proj",
                             out="/fib/out", artifacts=artifacts, **{"dataset": None,
                                                                     "color": False, **kw})
+    # first, always: the plugin that writes the reports replayed locally (remote/sender.py)
+    assert got[:3] == ["-p", "pytest_fib.remote.sender",
+                       "--fib-remote-reports=/fib/out/reports.jsonl"]
+    return got[3:]
 
 
 def test_modal_options_go_artifacts_move_and_the_rest_stays(table, tmp_path):
