@@ -121,6 +121,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("help", False) or config.getoption("version", False):
         return
+    if config.getoption("modal", False):
+        return  # the session runs remotely; this side only replays its reports (remote/replay.py)
     if not wanted(config):
         return  # inert: no dataset read, no GPU probed, no error (the header says so)
     from . import bench, distribute

@@ -324,3 +324,62 @@ def test_ctrl_c_stops_and_cleans_up_the_remote_side(pytester, project, tmp_path)
             os.kill(int(pid), 0)
             time.sleep(0.1)
     assert not Path(cwd).exists()  # the temporary root is gone
+
+
+def test_last_failed_reruns_exactly_the_remote_failures(pytester, project):
+    """The remote reports are replayed into this side's cache plugin: --lf after a remote session
+    reruns exactly the items that failed there (issue 16, item 4)."""
+    args = ("--fib-dataset=data", *FAST, "-m", "correctness", *LOCAL)
+    first = run(pytester, *args, "--junitxml=first.xml")
+    assert first.ret == 1
+    failed = sorted(k for k, v in junit_outcomes(project / "first.xml").items() if v == "failure")
+    assert len(failed) == 2 and all("wrong" in k for k in failed)
+    second = run(pytester, *args, "--lf", "--junitxml=second.xml")
+    assert second.ret == 1
+    assert sorted(junit_outcomes(project / "second.xml")) == failed  # only those ran
+    assert set(junit_outcomes(project / "second.xml").values()) == {"failure"}
+    lastfailed = json.loads((project / ".pytest_cache" / "v" / "cache" / "lastfailed").read_text())
+    assert sorted(lastfailed) == [f"kernels::scale2::wrong::correctness[n:{n}-0000000{n}]"
+                                  for n in (1, 5)]
+
+
+SPY = """\
+import json, os
+
+def pytest_runtest_logreport(report):
+    side = "remote" if os.environ.get("PYTEST_FIB_REMOTE") else "local"
+    with open(os.path.join(os.environ.get("SPY_DIR", "."), f"spy-{side}.jsonl"), "a") as fh:
+        fh.write(json.dumps([report.nodeid, report.when, report.outcome]) + "\\n")
+"""
+
+
+def test_other_plugins_see_the_remote_items(pytester, project, monkeypatch):
+    """A plugin loaded on both sides sees the same reports here as there."""
+    pytester.makepyfile(spy=SPY)
+    monkeypatch.setenv("SPY_DIR", str(project))
+    result = run(pytester, "--fib-dataset=data", *FAST, "-k", "scale3", "-m", "correctness",
+                 "-p", "spy", *LOCAL)
+    assert result.ret == 0
+    local = [json.loads(x) for x in (project / "spy-local.jsonl").read_text().splitlines()]
+    assert [r for r in local if r[1] == "call"] and {r[2] for r in local} == {"passed"}
+    assert {r[0] for r in local} == {f"kernels::scale3::ok3::correctness[n:{n}-1000000{n}]"
+                                     for n in (1, 5)}
+
+
+def test_shards_that_collect_differently_fail_naming_the_items(pytester, project):
+    """Each shard collects the whole session; a difference fails (as pytest-xdist's workers)."""
+    pytester.makepyfile(test_odd="""\
+        import pytest
+
+        # shard 1's root folder is pytest-fib-modal-1-*: it collects an extra item
+        EXTRA = ["only-here"] if "pytest-fib-modal-1-" in __file__ else []
+
+        @pytest.mark.parametrize("x", ["common", *EXTRA])
+        def test_x(x):
+            pass
+        """)
+    result = run(pytester, "test_odd.py", "-p", "no:randomly", *LOCAL, "--modal-shards=2")
+    assert result.ret == 1
+    result.stderr.fnmatch_lines(["*collection mismatch: shards 1/2 and 2/2 collected different "
+                                 "items (2 and 1 selected); only on shard 1/2:*",
+                                 "*test_odd.py::test_x[[]only-here[]]*"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import io
+import json
 import tarfile
 import threading
 from pathlib import Path
@@ -31,6 +32,20 @@ pytest_plugins = ["pytester"]
 JUNIT = ('<?xml version="1.0"?><testsuites><testsuite name="pytest" errors="0" failures="0" '
          'skipped="0" tests="1" time="1.0" timestamp="t" hostname="modal"><testcase '
          'classname="kernels.scale2.ok" name="correctness[n=1]"/></testsuite></testsuites>')
+NODEID = "kernels::scale2::ok::correctness[n=1]"
+
+
+def report(when: str) -> str:
+    """A line of the reports file the remote side writes (remote/sender.py)."""
+    data = {"$report_type": "TestReport", "nodeid": NODEID, "location": ["kernels", None, NODEID],
+            "keywords": {}, "outcome": "passed", "longrepr": None, "when": when,
+            "user_properties": [], "sections": [], "duration": 0.5, "start": 0.0, "stop": 0.5}
+    return json.dumps({"kind": "test", "report": data}) + "\n"
+
+
+# one item passed: what the replayed session sees (junit is written locally from it)
+REPORTS = (json.dumps({"kind": "collected", "selected": [NODEID], "ran": [NODEID]}) + "\n"
+           + "".join(report(w) for w in ("setup", "call", "teardown")))
 SECRET_ENV = {"MODAL_TOKEN_ID": "ak-s3cr3t", "MODAL_TOKEN_SECRET": "as-s3cr3t",
               "AWS_SECRET_ACCESS_KEY": "s3cr3t-aws", "FIB_SEED": "11"}
 
@@ -112,7 +127,7 @@ class Sandbox:
             return Proc(Stream([]))
         if argv[0] == "tar":
             assert kw.get("text") is False
-            return Proc(Stream([tarball({"junit.xml": JUNIT})]))
+            return Proc(Stream([tarball({"junit.xml": JUNIT, "reports.jsonl": REPORTS})]))
         assert argv[:3] == ("python", "-m", "pytest"), argv
         if script == "ok":
             return Proc(Stream(["==== test session starts ====\n", "remote output ",
@@ -249,11 +264,14 @@ def test_success_creates_runs_fetches_and_terminates(pytester, project, remote, 
     prep, pytest_argv, fetch = exec_argvs(remote)
     assert prep[:2] == ("sh", "-c") and "/fib/out" in prep[2]
     pytest_argv = tuple(a for a in pytest_argv if not a.startswith("--basetemp"))  # pytester's
-    assert pytest_argv == ("python", "-m", "pytest", "--fib-dataset=/fib/ws/ds", "-kscale2",
+    assert pytest_argv == ("python", "-m", "pytest", "-p", "pytest_fib.remote.sender",
+                           "--fib-remote-reports=/fib/out/reports.jsonl",
+                           "--fib-dataset=/fib/ws/ds", "-kscale2",
                            "--junitxml=/fib/out/junit.xml", "-q", "-o", "cache_dir=/fib/out/cache")
     assert fetch == ("tar", "-C", "/fib/out", "-czf", "-", ".")
     assert "remote output streamed\n" in out and "a warning on stderr" in err
-    assert (project / "out" / "j.xml").read_text().count("testcase") == 1
+    junit = (project / "out" / "j.xml").read_text()
+    assert junit.count("<testcase") == 1 and 'name="correctness[n=1]"' in junit
 
 
 def test_image_is_pinned_and_code_is_attached_not_baked(pytester, project, remote):
@@ -354,7 +372,7 @@ def test_shards_run_in_parallel_sandboxes(pytester, project, remote, capsys):
     creates = [c[2] for c in remote.calls if c[0] == "Sandbox.create"]
     assert len(creates) == 3 and {c["gpu"] for c in creates} == {"H100"}
     assert sorted(c["tags"]["shard"] for c in creates) == ["1/3", "2/3", "3/3"]
-    shards = sorted(a[5] for a in exec_argvs(remote) if a[:3] == ("python", "-m", "pytest"))
+    shards = sorted(a[8] for a in exec_argvs(remote) if a[:3] == ("python", "-m", "pytest"))
     assert shards == ["--fib-shard=1/3", "--fib-shard=2/3", "--fib-shard=3/3"]
     assert all("-p" in a and "pytest_fib.remote.shard" in a for a in exec_argvs(remote)
                if a[:3] == ("python", "-m", "pytest"))

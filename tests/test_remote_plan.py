@@ -24,9 +24,13 @@ def table(pytester: pytest.Pytester) -> dict:
 def rewrite(table: dict, args: list[str], project: Path, **kw) -> list[str]:
     parsed = plan.parse_args(args, table)
     artifacts = plan.find_artifacts(parsed, project, kw.pop("cache", None))
-    return plan.remote_args(parsed, project=project, remote_project="/fib/ws/proj",
+    got = plan.remote_args(parsed, project=project, remote_project="/fib/ws/proj",
                             out="/fib/out", artifacts=artifacts, **{"dataset": None,
                                                                     "color": False, **kw})
+    # first, always: the plugin that writes the reports replayed locally (remote/sender.py)
+    assert got[:3] == ["-p", "pytest_fib.remote.sender",
+                       "--fib-remote-reports=/fib/out/reports.jsonl"]
+    return got[3:]
 
 
 def test_modal_options_go_artifacts_move_and_the_rest_stays(table, tmp_path):
@@ -319,3 +323,41 @@ def test_options_are_checked_before_anything_runs(pytester):
             controller.Options.from_config(pytester.parseconfig("--modal", bad))
     assert controller.Options.from_config(
         pytester.parseconfig("--modal", "--modal-gpu=h100:8")).gpu == "h100:8"
+
+
+def test_reports_round_trip_through_json_and_replay(pytester):
+    """A skip's longrepr is a tuple, which JSON turns into a list: replay restores it, so junit
+    and the terminal accept the report (issue 16, item 4)."""
+    from pytest_fib.remote import replay
+
+    config = pytester.parseconfigure()
+    rep = pytest.TestReport("a.py::t", ("a.py", 1, "t"), {}, "skipped", ("a.py", 2, "why"),
+                            "setup")
+    data = json.loads(json.dumps(config.hook.pytest_report_to_serializable(
+        config=config, report=rep)))
+    back = config.hook.pytest_report_from_serializable(config=config,
+                                                      data=replay._untangle(data))
+    assert back.longrepr == ("a.py", 2, "why") and back.location == ("a.py", 1, "t")
+
+
+def test_collection_problems_name_the_items_on_one_side(tmp_path):
+    from pytest_fib.remote.replay import Received, collection_problems, read
+
+    def rec(nodeid):
+        return {"kind": "test", "report": {"nodeid": nodeid}}
+
+    one = Received("1/2", ["a", "b", "c"], ["a", "b"], [rec("a"), rec("b")])
+    two = Received("2/2", ["a", "b"], ["c"], [rec("c"), rec("x")])
+    problems = collection_problems([one, two], lambda label: True)
+    assert problems[0].startswith("shards 1/2 and 2/2 collected different items")
+    assert "only on shard 1/2:\n    c" in problems[0]
+    assert problems[1] == "shard 2/2 reported on items it did not collect:\n    x"
+    lost = Received("", ["a", "b"], ["a", "b"], [rec("a")])
+    assert collection_problems([lost], lambda label: True) == [
+        "the remote session collected items it never reported on:\n    b"]
+    assert collection_problems([lost], lambda label: False) == []  # infra failure: said so
+    assert collection_problems([lost], lambda label: True, ran_tests=False) == []
+    (tmp_path / "r.jsonl").write_text('{"kind":"collected","selected":["a"],"ran":["a"]}\n'
+                                      '{"kind":"test","report":{"nodeid":"a"}}\n{"kind":"te')
+    got = read(tmp_path / "r.jsonl", "")
+    assert got.selected == ["a"] and got.reported == ["a"]  # a torn last line is ignored

@@ -5,7 +5,9 @@ Modelled on pytest-xdist's controller/worker split: the controller ships the inv
 user's arguments, minus ``--modal*``, artifact paths rewritten into a remote output folder, the
 dataset on a volume), runs ``python -m pytest ...`` in one container per shard from the shipped
 project root, streams the output live, fetches the output folders, merges them into the local
-artifact paths and returns the remote exit code. Infrastructure failures return
+artifact paths, replays every remote report into a local session that collects nothing
+(remote/replay.py: junit, cache and other plugins see the remote items) and returns the remote exit
+code. Infrastructure failures return
 :data:`~pytest_fib.remote.plan.EXIT_INFRA` (8), never a test outcome.
 
 The local side needs pytest and, for the Modal backend only, the ``modal`` client: nothing here
@@ -39,10 +41,11 @@ from . import options as opt
 from .backends import Handle, InfraError, Job
 from .merge import CACHE_FILES, Homecoming
 from .plan import (
-    CACHE_KEY, EXIT_INFRA, MAX_SHIP_BYTES, STORAGE_KEY, Artifacts, Layout, PlanError, ShipList,
+    CACHE_KEY, EXIT_INFRA, MAX_SHIP_BYTES, REPORTS_KEY, STORAGE_KEY, Artifacts, Layout, PlanError, ShipList,
     VolumeProblem, check_paths, combine_exit_codes, detect_root, fetch_command, find_artifacts,
     make_layout, option_table, parse_args, prep_command, remote_args, remote_env, ship_list, stage,
 )
+from .replay import Received, ReplayPlugin, collection_problems, read, replay
 from .shard import EVENT
 
 INTERRUPTED = int(pytest.ExitCode.INTERRUPTED)
@@ -392,6 +395,9 @@ class Session:
         self.stage_dir = stage_dir
         self.console = console
         self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.config: pytest.Config | None = None  # the local session the reports replay into
+        self.received: list[Received] = []
+        self.homecoming: Homecoming | None = None
         self.stopping = threading.Event()
         self.header_done = False
         # Shards draw inputs from one seed (the user's, else one chosen here), so that a failure
@@ -616,10 +622,14 @@ class Session:
                     s.infra = f"the outputs could not be unpacked: {e}"
                     continue
                 outs.append(dest)
+            self.received = [read(Path(tmp) / f"shard-{k}" / REPORTS_KEY,
+                                  s.label if total > 1 else "") for k, s in shards.items()]
             written: list[str] = []
             if outs:
-                written = Homecoming(self.plan.artifacts, self.plan.shipped,
-                                     self.plan.start_cache).bring(outs)
+                self.homecoming = Homecoming(self.plan.artifacts, self.plan.shipped,
+                                             self.plan.start_cache,
+                                             replayed=self.config is not None)
+                written = self.homecoming.bring(outs)
         if total > 1:
             self._sharded_summary(shards, seconds)
         codes = []
@@ -636,6 +646,17 @@ class Session:
                 codes.append(s.code if s.code is not None else EXIT_INFRA)
         for line in written:
             self.console.note(line)
+        if self.config is not None:
+            finished = {(s.label if total > 1 else ""): s.infra is None and s.code in range(6)
+                        for s in shards.values()}
+            for received in self.received:
+                replay(self.config, received)
+            problems = collection_problems(self.received, lambda label: finished[label],
+                                           ran_tests=not self.plan.collect_only)
+            for problem in problems:
+                self.console.note(f"collection mismatch: {problem}")
+            if problems:
+                codes.append(int(pytest.ExitCode.TESTS_FAILED))
         code = combine_exit_codes(codes)
         if code == EXIT_INFRA:
             self.console.note(f"exit {EXIT_INFRA}: the infrastructure failed, not the tests "
@@ -770,7 +791,55 @@ def _main(config: pytest.Config) -> int:
                                         "Fix: `modal token new` (or `modal setup`).") from None
             console.note(f"infrastructure failure: {type(e).__name__}: {e}")
             return EXIT_INFRA
-        return Session(plan, o, backend, layout, stage_dir, console).run()
+        session = Session(plan, o, backend, layout, stage_dir, console)
+        return run_replayed(config, session)
+
+
+def _local_only(config: pytest.Config) -> None:
+    """Options that travel to the remote side and must not act here as well: ``-n`` (no local
+    workers), pytest-benchmark's saving (its JSON and runs come home from the remote side; this
+    side ran no benchmark and would warn that it has nothing to save)."""
+    for name, off in (("benchmark_json", None), ("benchmark_save", None),
+                      ("benchmark_autosave", False)):
+        if getattr(config.option, name, None):
+            setattr(config.option, name, off)
+    if hasattr(config.option, "dist"):
+        config.option.dist = "no"
+    if hasattr(config.option, "numprocesses"):
+        config.option.numprocesses = None
+    if hasattr(config.option, "tx"):
+        config.option.tx = []
+
+
+def run_replayed(config: pytest.Config, session: Session) -> int:
+    """A local pytest session around the remote one (pytest-xdist's controller model): it
+    collects nothing, runs ``session`` in its test loop and replays the remote reports there, so
+    this side's plugins (junit, cache, ...) see the remote items; see remote/replay.py."""
+    from _pytest.main import wrap_session
+
+    def after() -> None:
+        if session.homecoming is not None:
+            session.homecoming.restore_cache()  # over what this side's cache plugins wrote
+        junit = session.plan.artifacts.paths.get("junit.xml")
+        if junit is not None and junit.is_file():
+            session.console.note(f"--junitxml: {junit}")
+
+    def run(plugin: ReplayPlugin) -> int:
+        session.config = config
+        code = session.run()
+        plugin.received = session.received
+        return code
+
+    plugin = ReplayPlugin(run, after)
+    _local_only(config)
+    config.pluginmanager.register(plugin, "fib-modal-replay")
+
+    def doit(config: pytest.Config, s: pytest.Session) -> int:
+        config.hook.pytest_collection(session=s)
+        config.hook.pytest_runtestloop(session=s)
+        return plugin.exitstatus
+
+    return int(wrap_session(config, doit))
 
 
 def shipped_files(config: pytest.Config) -> list[str]:

@@ -296,6 +296,7 @@ ARTIFACTS = (
 )
 ARTIFACT_OPTIONS = {name: (key, kind) for names, key, kind in ARTIFACTS for name in names}
 STORAGE_KEY = "benchmarks"
+REPORTS_KEY = "reports.jsonl"  # serialised reports, replayed locally (remote/sender.py)
 CACHE_KEY = "cache"
 DATASET_OPTION = "--fib-dataset"
 
@@ -363,7 +364,8 @@ def remote_args(args: list[Arg], *, project: Path, remote_project: str, out: str
                 shard: tuple[int, int] | None = None) -> list[str]:
     """The remote pytest's arguments: the user's, minus --modal*, with artifacts under ``out``
     and the dataset on the volume."""
-    result: list[str] = []
+    result: list[str] = ["-p", "pytest_fib.remote.sender",
+                         f"--fib-remote-reports={posixpath.join(out, REPORTS_KEY)}"]
     if shard is not None:
         result += ["-p", "pytest_fib.remote.shard", f"--fib-shard={shard[0]}/{shard[1]}"]
     if dataset is not None:

@@ -85,6 +85,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     k, n = _State.shard = parse_spec(spec)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     user_deselected = len(tr.stats.get("deselected", [])) if tr is not None else 0
+    from .sender import SELECTED
+
+    config.stash[SELECTED] = [i.nodeid for i in items]  # the whole selection, for the check
     where = split([i.nodeid for i in items], n)
     keep = [i for i in items if where[i.nodeid] == k]
     drop = [i for i in items if where[i.nodeid] != k]
