@@ -200,8 +200,12 @@ def test_output_folder_that_cannot_be_used_is_a_usage_error(project: Project, op
 
 # -- 4. names that become paths --------------------------------------------------------------------
 
-@pytest.mark.parametrize("author", ["../../../escaped", "/tmp/absolute-author"])
+@pytest.mark.parametrize("author", ["../../../escaped", "ABSOLUTE"])
 def test_author_never_writes_outside_the_traces_folder(project: Project, author: str) -> None:
+    # an absolute author inside this test's own folder (a fixed /tmp path would be shared by
+    # every run on the machine, and one run of the old code left it there for good)
+    outside = project.root / "absolute-author"
+    author = str(outside) if author == "ABSOLUTE" else author
     project.dataset(ns=(1,))
     kit = project.kit("ok")
     (kit / "config.toml").write_text(helpers.config_toml("ok", author=author))
@@ -212,7 +216,7 @@ def test_author_never_writes_outside_the_traces_folder(project: Project, author:
     assert written and all((project.root / "out" / "deep") in p.parents for p in written)
     (trace,) = [p for p in written if p.parent.name == "scale"]
     assert trace.parent.parent.parent == project.root / "out" / "deep" / "traces"
-    assert not Path("/tmp/absolute-author").exists()
+    assert not outside.exists()
 
 
 @pytest.mark.parametrize("field", ["author", "name"])
