@@ -140,7 +140,10 @@ class Zygote:
             kill_tree(child.pid)
         child.conn.close()
         _, status = os.waitpid(child.pid, 0)
-        kill_tree(child.pid)  # what it spawned, if it died first: its group outlives it
+        try:  # what it spawned, if it died first: its process group outlives it
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         shutil.rmtree(child.home, ignore_errors=True)
         return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
