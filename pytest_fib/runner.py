@@ -359,7 +359,6 @@ class Runner:
         """The solution's sample frequencies against the expected distribution: the renormalised
         top-k probabilities where that is exact, else the reference's own frequencies over as
         many draws (sampling.py says why)."""
-        import torch
 
         names = list(definition.inputs)
         inputs, _ = self.reference(case, definition, workload, seed)

@@ -5,7 +5,6 @@ the session is affected."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

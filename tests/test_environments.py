@@ -24,7 +24,6 @@ import glob
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -9,7 +9,6 @@ flashinfer-bench's ``TraceSet.from_path`` reads.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
