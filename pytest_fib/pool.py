@@ -46,7 +46,11 @@ def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
     if wrapped:
         env["PYTEST_FIB_WRAPPED"] = "1"  # the worker then exits normally: the tool reports at exit
     if device.startswith("cuda"):
-        env["PYTEST_FIB_EXEC_CHILDREN"] = "1"  # zygote.EXEC_CHILDREN: no CUDA after a fork
+        # zygote.EXEC_CHILDREN: children fork, and exec only where torch has made the fork
+        # unusable for CUDA; the NVML-based check keeps torch.cuda.is_available() (called while
+        # flashinfer-bench's builders are imported) from initialising the driver in the zygote.
+        env.setdefault("PYTEST_FIB_EXEC_CHILDREN", "auto")
+        env.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     if warm_profiler and device.startswith("cuda"):
         env["PYTEST_FIB_WARM_PROFILER"] = "1"  # worker.warm_profiler(), during start-up
     if device == "cpu":

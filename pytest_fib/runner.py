@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -440,11 +440,7 @@ class Runner:
                            iterations=self.settings.iterations, recheck=recheck, **extra)
         if baseline is not None:
             req["where"]["baseline"] = baseline.path
-        resp = self.call(req, case)
-        if resp["tampered"]:
-            self.record(case, "RUNTIME_ERROR", "timer tampering")
-            raise FibFailure("TIMER_TAMPERED: the solution replaced timing functions the harness "
-                             f"relies on: {', '.join(resp['tampered'])}. The time is void.")
+        resp, parts = self.timed_call(req, case)
         names = list(case.definition.raw["outputs"])
         for k, produced in resp["checked"].items():
             cycles = timed_cycles(k, len(seeds), self.settings.iterations)
@@ -458,15 +454,14 @@ class Runner:
                     "TIMED_OUTPUT_WRONG: the outputs of the timed calls do not match the reference "
                     "(the correctness item passed: does the solution behave differently when it "
                     f"is timed, or reuse stale results?):\n{verdict.message or mutated}")
-        m = timing.Measurement(**resp["measurement"])
+        m = parts[0]
         ref_m = self.reference_timing(case, definition, workload, seeds)
         info = self.timing_info(case, m, ref_m)
-        if resp.get("baseline_samples_s") and baseline is not None:
-            point, lo, hi = timing.ratio_ci(resp["baseline_samples_s"], m.samples_s)
+        if len(parts) > 1 and parts[1].samples_s and baseline is not None:
+            point, lo, hi = timing.ratio_ci(parts[1].samples_s, m.samples_s)
             info.update(baseline=baseline.name, speedup_vs_baseline=point,
                         speedup_vs_baseline_ci95=[lo, hi],
-                        baseline_latency_ms=timing.summarize(resp["baseline_samples_s"])[
-                            "median_ms"])
+                        baseline_latency_ms=timing.summarize(parts[1].samples_s)["median_ms"])
         peak = info.get("peak_bandwidth_GBps")
         if peak and info["achieved_GBps"] > 1.05 * peak:
             self.record(case, "INCORRECT_NUMERICAL", "implausible time")
@@ -477,6 +472,19 @@ class Runner:
                 "outputs. Timing something other than the computation?")
         self.record_timing(case, info, m.samples_s)
         bench.feed(benchmark, m.samples_s, m.clock, info)
+
+    def timed_call(self, req: dict[str, Any], case: Case) -> tuple[dict[str, Any], list[Any]]:
+        """The worker's timing answer and its measurements, computed here from the raw records."""
+        def send() -> dict[str, Any]:
+            resp = self.call(req, case)
+            if resp["tampered"]:
+                self.record(case, "RUNTIME_ERROR", "timer tampering")
+                raise FibFailure("TIMER_TAMPERED: the solution replaced timing functions the "
+                                 f"harness relies on: {', '.join(resp['tampered'])}. The time is "
+                                 "void.")
+            return resp
+
+        return resolved(req, send)
 
     def perturbed_reference(self, case: Case, seed: int, cycles: list[int]) -> list[Any]:
         """The reference's outputs on the inputs as the worker left them after the timed calls'
@@ -500,8 +508,6 @@ class Runner:
         key = (case.definition.name, case.workload.uuid)
         if key in self._ref_times:
             return self._ref_times[key]
-        from . import timing
-
         # In its own worker: the profiler never runs in this process (CUPTI teardown at exit is
         # not always clean), and no solution code ever shares a process with the reference.
         req = {"op": "time_reference", "definition": case.definition.raw,
@@ -511,14 +517,18 @@ class Runner:
                "device": self.device, "seeds": seeds[: min(len(seeds), 8)],
                "warmup": self.settings.warmup,
                "iterations": max(3, self.settings.iterations // 2)}
-        try:
-            resp = self.ref_pool.call(req, self.settings.timeout)
-        except WorkerLost as e:
-            raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: {e}") from None
-        if resp["status"] != "ok":
-            raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: "
-                             f"{resp.get('message')}\n{resp.get('traceback', '')}")
-        m = timing.Measurement(**resp["measurement"])
+
+        def send() -> dict[str, Any]:
+            try:
+                resp = self.ref_pool.call(req, self.settings.timeout)
+            except WorkerLost as e:
+                raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: {e}") from None
+            if resp["status"] != "ok":
+                raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: "
+                                 f"{resp.get('message')}\n{resp.get('traceback', '')}")
+            return resp
+
+        m = resolved(req, send)[1][0]
         self._ref_times[key] = m
         return m
 
@@ -554,6 +564,31 @@ class Runner:
         rec = self.fib.results.setdefault(case.key, {"case": case})
         rec.update(timing=info, latency_ms=info["latency_ms"], samples_s=samples)
         rec.setdefault("status", "PASSED")
+
+
+def resolved(req: dict[str, Any], send: Callable[[], dict[str, Any]]
+             ) -> tuple[dict[str, Any], list[Any]]:
+    """Send a timing request and compute its measurements here, from the raw records the worker
+    returns (timing.resolve: the process that ran the timed code never computes a time). A CUPTI
+    trace that cannot be split into iterations (a solution that launches the marker kernel
+    itself) is timed again with CUDA events: never silently, the item notes why and the summary
+    lists it on a warning line."""
+    from . import timing
+
+    why = ""
+    for clock in ("auto", "cuda-events"):
+        req["clock"] = clock
+        resp = send()
+        try:
+            parts = timing.resolve(timing.Measurement(**resp["measurement"]),
+                                   resp.get("parts", 1))
+        except timing.Unresolvable as e:
+            why = f"CUPTI trace unusable ({e}); timed again with CUDA events around each call"
+            continue
+        if why:
+            parts[0].notes.append(why)
+        return resp, parts
+    raise FibFailure(f"the timing trace could not be read: {why}")
 
 
 RECHECK_BYTES = 512 * 2**20  # timed outputs (and inputs) shipped back for re-checking, per item

@@ -11,6 +11,9 @@ Method on a GPU (docs/timing.md has the measured error against Nsight Compute):
    end. The iteration's time is the time the device was busy with the activities between the
    opening and the closing marker (the union of their intervals): kernels on side streams count
    (once, where they overlap); the preparation, the flush and host launch gaps do not.
+4. That arithmetic runs in the controller (``resolve``), on the raw records the worker sends: the
+   process that ran solution code only collects records, so replacing a function that computes
+   a time there changes nothing (and the worker's guard still sees the attempt, issue 13).
 
 Host-side CUDA events around each launch (flashinfer-bench, do_bench) measure launch latency at
 small sizes (20x too slow at batch 1, issue #3); the span of device activity does not.
@@ -40,6 +43,12 @@ class Measurement:
     warmup: int
     flush_bytes: int = 0
     notes: list[str] = dataclasses.field(default_factory=list)
+    # CUPTI only: the timed run's raw device activity records [start_us, end_us, name, stream],
+    # the marker kernel's exact name and the number of iterations. resolve() turns them into
+    # samples_s in the controller; samples_s stays empty until then.
+    records: list[list[Any]] | None = None
+    marker: str = ""
+    iterations: int = 0
 
     @property
     def median_s(self) -> float:
@@ -72,7 +81,7 @@ def peak_bandwidth(device: Any) -> float | None:
 
 def measure(call: Callable[[int], Any], *, device: str, warmup: int, iterations: int,
             before: Callable[[int], Any] | None = None,
-            after: Callable[[int], Any] | None = None) -> Measurement:
+            after: Callable[[int], Any] | None = None, clock: str = "auto") -> Measurement:
     """Time ``call(i)`` for i in range(iterations) (after ``call(i)`` for i in range(warmup)); the
     caller maps i to an input set, rotating them so consecutive calls never share inputs.
 
@@ -176,16 +185,41 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
                 post(i)  # after the closing marker: outside every iteration's span
     except RuntimeError as e:
         raise _ProfilerUnavailable(str(e)) from None
-    acts = _device_activities(prof)
-    split = spans_between_markers(acts, iterations, marker_name())
-    if split is None:
-        raise _ProfilerUnavailable("the trace did not hold two markers per iteration")
-    samples, streams = split
-    m = Measurement(samples, "cuda-cupti", warmup, flush_bytes)
-    if streams > 1:
-        m.notes.append(f"SIDE_STREAM: work ran on {streams - 1} stream(s) besides the caller's; "
-                       "all of it is counted")
-    return m
+    records = [list(a) for a in _device_activities(prof)]
+    return Measurement([], "cuda-cupti", warmup, flush_bytes, records=records,
+                       marker=marker_name(), iterations=iterations)
+
+
+class Unresolvable(Exception):
+    """The records of a CUPTI run cannot be split into iterations (the message says why)."""
+
+
+def resolve(m: Measurement, parts: int = 1) -> list[Measurement]:
+    """In the controller: the samples of a measurement, split among the ``parts`` solutions that
+    were timed interleaved (see interleave()). A CUPTI measurement is computed here from its raw
+    records; the others already hold their samples. Raises Unresolvable when the records do not
+    hold two markers per iteration."""
+    per_iteration_streams = [1] * (m.iterations or len(m.samples_s))
+    if m.records is not None:
+        acts = [(float(a[0]), float(a[1]), str(a[2]), int(a[3])) for a in m.records]
+        split = _spans(acts, m.iterations, m.marker or MARKER_KERNEL)
+        if split is None:
+            found = sum(1 for a in acts if a[2] == (m.marker or MARKER_KERNEL))
+            raise Unresolvable(f"the trace held {found} marker kernels for {m.iterations} "
+                               "iterations (two expected per iteration)")
+        samples, per_iteration_streams = split
+    else:
+        samples = list(m.samples_s)
+    out = []
+    for j in range(parts):
+        mine = Measurement(samples[j::parts], m.clock, m.warmup // parts, m.flush_bytes,
+                           list(m.notes))
+        streams = max(per_iteration_streams[j::parts], default=1)
+        if streams > 1:
+            mine.notes.append(f"SIDE_STREAM: work ran on {streams - 1} stream(s) besides the "
+                              "caller's; all of it is counted")
+        out.append(mine)
+    return out
 
 
 def marker_name() -> str:
@@ -212,16 +246,22 @@ def spans_between_markers(acts: list[tuple[float, float, str, int]], iterations:
     seconds and the most streams one iteration involved, the calling stream (the markers') always
     counted: work moved entirely to a side stream shows as 2. None when the trace does not hold
     2 markers per iteration."""
+    split = _spans(acts, iterations, marker)
+    return None if split is None else (split[0], max(split[1], default=1))
+
+
+def _spans(acts: list[tuple[float, float, str, int]], iterations: int,
+           marker: str) -> tuple[list[float], list[int]] | None:
+    """spans_between_markers, with the number of streams of each iteration."""
     markers = [a for a in acts if a[2] == marker]
     if len(markers) != 2 * iterations:
         return None
-    samples = []
-    streams = 1
+    samples, streams = [], []
     for n in range(iterations):
         opened, closed = markers[2 * n][1], markers[2 * n + 1][0]
         work = [a for a in acts if opened <= a[0] < closed and a[2] != marker]
         samples.append(busy_time(work) / 1e6)
-        streams = max(streams, len({a[3] for a in work} | {markers[2 * n][3]}))
+        streams.append(len({a[3] for a in work} | {markers[2 * n][3]}))
     return samples, streams
 
 
@@ -275,6 +315,3 @@ def interleave(*hooks: list[Callable[[int], Any]]) -> tuple[Callable[[int], Any]
 
     return tuple(alternate(fns) for fns in hooks)
 
-
-def split_interleaved(samples: list[float], n: int) -> list[list[float]]:
-    return [samples[j::n] for j in range(n)]

@@ -397,23 +397,21 @@ class Worker:
             with torch.no_grad():
                 m = timing.measure(call, device=device, warmup=req["warmup"] * len(timed),
                                    iterations=req["iterations"] * len(timed), before=before,
-                                   after=after)
+                                   after=after, clock=req.get("clock", "auto"))
         except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
             if isinstance(e, KeyboardInterrupt):
                 raise
             return _error(e, device, self.solution)
         _sync(device)
-        parts = timing.split_interleaved(m.samples_s, len(timed))
-        m.samples_s = parts[0]
         m.notes += notes
         pristine = lambda seed: make_inputs(definition, workload, device, seed, req["root"])  # noqa: E731
-        resp: dict[str, Any] = {"status": "ok", "measurement": m.to_json(),
+        # The measurement goes back raw (CUPTI records, interleaved): the controller computes
+        # the times and splits them among the solutions (timing.resolve), not this process.
+        resp: dict[str, Any] = {"status": "ok", "measurement": m.to_json(), "parts": len(timed),
                                 "checked": mine.checked(req["recheck"], req["iterations"], pristine,
                                                         list(definition.inputs), self.outbox),
                                 "tampered": self.guard.changed()}
         resp["fatal"] = bool(resp["tampered"])
-        if len(timed) > 1:
-            resp["baseline_samples_s"] = parts[1]
         return resp
 
     def build_baseline(self, req: dict[str, Any], definition: Any) -> Any:
@@ -444,7 +442,8 @@ class Worker:
                 for s in req["seeds"]]
         with torch.no_grad():
             m = timing.measure(lambda i: ref(*sets[i % len(sets)]), device=req["device"],
-                               warmup=req["warmup"], iterations=req["iterations"])
+                               warmup=req["warmup"], iterations=req["iterations"],
+                               clock=req.get("clock", "auto"))
         return {"status": "ok", "measurement": m.to_json()}
 
     def op_reference(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -454,7 +453,8 @@ class Worker:
         return reference_op(req, self.outbox)
 
     def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "ok", "pid": os.getpid()}
+        """Alive; and how this process started (tools/switch_cost.py)."""
+        return {"status": "ok", "pid": os.getpid(), "execd": EXECD[0]}
 
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(self, f"op_{req['op']}",
@@ -533,6 +533,9 @@ def serve(conn: Connection, child: bool = False) -> None:
             os._exit(3)  # the CUDA context is poisoned: let the controller start a fresh worker
 
 
+EXECD = [False]  # this process is a fresh interpreter its zygote exec'd, not a plain fork
+
+
 def serve_child(conn: Connection) -> None:
     """A solution's process, forked by the zygote: it exits with its parent."""
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
@@ -542,11 +545,10 @@ def serve_child(conn: Connection) -> None:
 def run_zygote(conn: Connection) -> None:
     """Import everything a solution's process needs, never touching CUDA (a forked child must
     create its own context), say ready, then fork one child per solution (zygote.py)."""
-    # A CPU session's children run on in the fork: import everything now, once (the builder
-    # registry's toolchains take 0.3 s). A GPU session's children exec a fresh interpreter
-    # (zygote.EXEC_CHILDREN): nothing imported here would reach them, and asking torch about
-    # CUDA here would not matter to them either.
-    if not os.environ.get(zygote.EXEC_CHILDREN):
+    # Children run on in the fork: import everything now, once (torch, and the builder registry's
+    # toolchains: seconds). Unless they are told to exec a fresh interpreter every time
+    # (zygote.EXEC_CHILDREN = "1"): then nothing imported here would reach them.
+    if os.environ.get(zygote.EXEC_CHILDREN) != "1":
         warm_imports()
     conn.send_bytes(pickle.dumps({"ready": os.getpid()}))
     zygote.Zygote(conn, serve_child).run()
@@ -554,6 +556,7 @@ def run_zygote(conn: Connection) -> None:
 
 def main(argv: list[str]) -> None:
     if argv[1] == "--child":  # a solution's process that its zygote exec'd (zygote.py)
+        EXECD[0] = True
         serve_child(Connection(int(argv[2])))
         sys.stdout.flush()
         sys.stderr.flush()

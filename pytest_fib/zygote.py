@@ -30,12 +30,23 @@ import tempfile
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
-# Set by the controller for a GPU session: each child execs a fresh interpreter instead of
-# running on in the fork. CUDA cannot be used in a process forked from one where torch has
-# looked at the GPU at all (torch marks the fork "bad" once it has counted devices, which
-# flashinfer-bench's builder registry does on import), seen on an H200: every child failed with
-# "Cannot re-initialize CUDA in forked subprocess". A spare child still starts ahead.
+# How a child starts: "1" = it execs a fresh interpreter; "auto" (a GPU session) = it runs on in
+# the fork unless torch marked the fork "bad", then it execs. CUDA cannot be used in a process
+# forked from one where torch initialised the CUDA driver (torch.cuda.is_available() does, unless
+# PYTORCH_NVML_BASED_CUDA_CHECK=1, which pool.worker_env sets; seen on an H200 as "Cannot
+# re-initialize CUDA in forked subprocess"). A fork costs milliseconds; an exec imports torch and
+# flashinfer-bench again (seconds), so it is the fallback, not the rule. Unset: always fork (CPU).
 EXEC_CHILDREN = "PYTEST_FIB_EXEC_CHILDREN"
+
+
+def must_exec() -> bool:
+    """In a freshly forked child: whether it must exec a fresh interpreter to use CUDA."""
+    mode = os.environ.get(EXEC_CHILDREN, "")
+    if mode == "auto":
+        torch = sys.modules.get("torch")
+        return torch is None or bool(torch.cuda._is_in_bad_fork())
+    return bool(mode)
+
 
 # Prefixes of a child's answer: whether the child goes on after it, or exits (its CUDA context
 # is poisoned, or it tampered with the harness) and must not get another request.
@@ -120,7 +131,7 @@ class Zygote:
                 os.chdir(home)
                 os.environ["TMPDIR"] = home
                 tempfile.tempdir = home
-                if os.environ.get(EXEC_CHILDREN):
+                if must_exec():
                     fd = theirs.detach()
                     os.set_inheritable(fd, True)
                     os.execv(sys.executable, [sys.executable, "-m", "pytest_fib.worker",

@@ -23,7 +23,8 @@ NS = (1, 7, 33)  # var axis values of the three workloads: 1, an odd one, one pa
 D = 64
 
 # Fast settings for every end-to-end run: few timed calls, one trial, a CPU device.
-FAST = ("--fib-device=cpu", "--fib-iterations=3", "--fib-warmup=0", "--fib-trials=1",
+# FIB_TEST_DEVICE=cuda runs the end-to-end tests that use FAST on a GPU (tools/gpu/isolation13.sh)
+FAST = (f"--fib-device={os.environ.get('FIB_TEST_DEVICE', 'cpu')}", "--fib-iterations=3", "--fib-warmup=0", "--fib-trials=1",
         "--fib-hypothesis-examples=1", "-p", "no:randomly")
 
 

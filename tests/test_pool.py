@@ -158,3 +158,27 @@ def test_a_log_past_its_cap_is_emptied_between_items(tmp_path: Path,
     worker.log_path.write_bytes(b"y" * 500)
     worker._cap_log()
     assert worker.log_size() == 500
+
+
+@pytest.mark.parametrize(("mode", "bad_fork", "execs"), [
+    ("", True, False), ("1", False, True), ("auto", False, False), ("auto", True, True)])
+def test_a_child_execs_only_where_its_fork_cannot_use_cuda(monkeypatch: pytest.MonkeyPatch,
+                                                           mode: str, bad_fork: bool,
+                                                           execs: bool) -> None:
+    """Issue 13: a GPU session's children fork (milliseconds) and exec a fresh interpreter
+    (seconds) only when torch has marked the fork unusable for CUDA, or when told to always."""
+    from types import SimpleNamespace
+
+    from pytest_fib import zygote
+
+    fake = SimpleNamespace(cuda=SimpleNamespace(_is_in_bad_fork=lambda: bad_fork))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    monkeypatch.setenv(zygote.EXEC_CHILDREN, mode)
+    assert zygote.must_exec() is execs
+
+
+def test_a_gpu_workers_children_fork_with_torchs_fork_safe_cuda_check() -> None:
+    env = pool.worker_env("cuda")
+    assert env["PYTEST_FIB_EXEC_CHILDREN"] == "auto"
+    assert env["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
+    assert "PYTEST_FIB_EXEC_CHILDREN" not in pool.worker_env("cpu")

@@ -108,7 +108,52 @@ def test_interleave_alternates_solutions_on_their_own_iterations() -> None:
         before(i)
         call(i)
     assert log == ["a0", "A0", "b0", "B0", "a1", "A1", "b1", "B1"]
-    assert timing.split_interleaved([1, 2, 3, 4, 5, 6], 2) == [[1, 3, 5], [2, 4, 6]]
+    host = timing.Measurement([1, 2, 3, 4, 5, 6], "cpu", 4)
+    assert [m.samples_s for m in timing.resolve(host, 2)] == [[1, 3, 5], [2, 4, 6]]
+
+
+def raw(acts: list[tuple[float, float, str, int]], iterations: int) -> timing.Measurement:
+    """A CUPTI measurement as the worker sends it: records only, no samples."""
+    return timing.Measurement([], "cuda-cupti", 2, records=[list(a) for a in acts], marker=SPIN,
+                              iterations=iterations)
+
+
+def test_the_controller_computes_times_from_raw_records_and_splits_interleaved_ones() -> None:
+    """Issue 13: the worker (which ran solution code) sends records; resolve() does the
+    arithmetic. Interleaved A B A B: each solution gets its own iterations and side-stream note."""
+    acts = trace([(0.0, 10.0, "a", 7)], [(0.0, 4.0, "b", 7), (0.0, 6.0, "b_side", 9)],
+                 [(0.0, 12.0, "a", 7)], [(0.0, 4.0, "b", 7)])
+    mine, base = timing.resolve(raw(acts, 4), 2)
+    assert mine.samples_s == pytest.approx([10e-6, 12e-6])
+    assert base.samples_s == pytest.approx([6e-6, 4e-6])
+    assert mine.records is None and mine.clock == "cuda-cupti" and mine.warmup == 1
+    assert not mine.notes and base.notes and base.notes[0].startswith("SIDE_STREAM")
+
+
+def test_records_without_two_markers_per_iteration_are_unresolvable() -> None:
+    """A solution that launches the marker kernel itself: said, never guessed."""
+    acts = trace([(0.0, 3.0, SPIN, 7)])
+    with pytest.raises(timing.Unresolvable, match="3 marker kernels for 1 iterations"):
+        timing.resolve(raw(acts, 1))
+
+
+def test_an_unresolvable_trace_is_timed_again_with_events_and_says_so() -> None:
+    from pytest_fib.runner import resolved
+
+    events = timing.Measurement([5e-6], "cuda-events", 2).to_json()
+    answers = [{"measurement": raw(trace([(0.0, 3.0, SPIN, 7)]), 1).to_json()},
+               {"measurement": events}]
+    clocks: list[str] = []
+    req: dict[str, str] = {}
+
+    def send() -> dict[str, object]:
+        clocks.append(req["clock"])
+        return answers.pop(0)
+
+    _, (m,) = resolved(req, send)
+    assert clocks == ["auto", "cuda-events"]
+    assert m.clock == "cuda-events" and m.samples_s == [5e-6]
+    assert "CUPTI trace unusable (the trace held 3 marker kernels" in m.notes[0]
 
 
 def test_ratio_ci_point_and_interval() -> None:

@@ -1,6 +1,14 @@
-"""What a switch to a new solution's process costs (issue 13): a worker pool on this machine,
-ping requests alternating between N distinct solution keys (each switch reaps the last child and
-takes the spare, forking a new spare) against N requests for one key. Prints medians in ms.
+"""What a switch to a new solution's process costs (issue 13), on a worker pool of this machine.
+
+Three series of ping requests, each answered by a solution's process forked from the zygote:
+- ``same``: N requests for one solution (no switch: the floor);
+- ``back-to-back``: N requests for N distinct solutions with no pause (each switch reaps the last
+  child and takes the spare before its start-up -- a CUDA context, CUPTI -- may be over: the worst
+  case);
+- ``after work``: the same with 2 s between requests, as when a solution's items run while the
+  spare starts (the usual case).
+Prints medians in ms, and whether the children were forks or exec'd interpreters
+(PYTEST_FIB_EXEC_CHILDREN: unset/auto = fork, exec only where CUDA needs it; 1 = always exec).
 Usage: python tools/switch_cost.py [N] [cpu|cuda]"""
 
 import statistics
@@ -12,13 +20,19 @@ from pathlib import Path
 from pytest_fib.pool import Pool
 
 
-def timed(pool: Pool, keys: list[str]) -> list[float]:
-    out = []
+def timed(pool: Pool, keys: list[str], pause: float = 0.0) -> tuple[list[float], set[bool]]:
+    out, execd = [], set()
     for key in keys:
+        time.sleep(pause)
         start = time.perf_counter()
-        pool.call({"op": "ping", "solution": {"name": key}}, 60)
+        resp = pool.call({"op": "ping", "solution": {"name": key}}, 120)
         out.append((time.perf_counter() - start) * 1e3)
-    return out
+        execd.add(bool(resp.get("execd")))
+    return out, execd
+
+
+def line(label: str, ms: list[float]) -> str:
+    return f"{label} {statistics.median(ms):.1f} ms (max {max(ms):.1f})"
 
 
 if __name__ == "__main__":
@@ -26,10 +40,13 @@ if __name__ == "__main__":
     device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
     pool = Pool(device, Path(tempfile.mkdtemp()))
     pool.start()
-    timed(pool, ["warm", "warm2"])  # the zygote's start-up and the first children
-    same = timed(pool, ["same"] * n)
-    switch = timed(pool, [f"s{i}" for i in range(n)])
+    timed(pool, ["warm", "warm2"], 2.0)  # the zygote's start-up and the first children
+    same, _ = timed(pool, ["same"] * n)
+    rushed, execd = timed(pool, [f"s{i}" for i in range(n)])
+    paced, more = timed(pool, [f"p{i}" for i in range(n)], 2.0)
     pool.close()
-    print(f"{device}: same solution {statistics.median(same):.2f} ms per request; "
-          f"new solution {statistics.median(switch):.2f} ms per request "
-          f"(median of {n}; max {max(switch):.1f} ms)")
+    how = {frozenset({False}): "forks", frozenset({True}): "exec'd"}.get(
+        frozenset(execd | more), "mixed")
+    print(f"{device} ({how}, median of {n}): {line('same solution', same)}; "
+          f"{line('new solution back-to-back', rushed)}; "
+          f"{line('new solution after 2 s of work', paced)}")
