@@ -86,9 +86,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("memcheck", "racecheck", "synccheck", "initcheck"),
         help="run each selected item under compute-sanitizer with this tool; errors fail the item "
              "and the report is attached. Slow: select items with -k.")
-    add("--fib-ncu", dest="fib_ncu", action="store_true", default=False,
-        help="profile each selected item with Nsight Compute (ncu); the report is attached to "
-             "the item (-rA shows it). Times under ncu are not representative.")
+    add("--fib-ncu", dest="fib_ncu", nargs="?", const="basic", default=None, metavar="SET",
+        help="profile the solution's own kernels with Nsight Compute, once per solution x "
+             "workload (a few calls inside an NVTX range; no harness kernel is replayed); the "
+             "item gets a per-kernel table and the .ncu-rep file is saved. SET: an ncu set "
+             "(basic, the default; detailed; full) or sections, e.g. "
+             "--fib-ncu=SpeedOfLight,MemoryWorkloadAnalysis. Write it with '='.")
     add("--fib-strict-spec", dest="fib_strict_spec", action="store_true", default=False,
         help="read a Solution JSON without destination_passing_style as flashinfer-bench 0.1.2 "
              "does (true), instead of deciding from the entry point's signature.")

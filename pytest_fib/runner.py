@@ -48,6 +48,7 @@ class Runner:
         self._ref_times: dict[tuple[str, str], Any] = {}
         self._null: dict[tuple[Any, ...], str | None] = {}
         self._recording = True
+        self._profiled: set[tuple[str, str]] = set()  # --fib-ncu: (solution, workload) done
         self.transfer = "ipc"  # outputs by CUDA IPC on a GPU (transfer.py); "host" after a failure
 
     def prestart(self, timing: bool) -> None:
@@ -277,8 +278,41 @@ class Runner:
                 reject()  # axes the constraints allow but the reference refuses: not a case
             raise
 
+    def profile(self, case: Case) -> None:
+        """--fib-ncu: the solution's kernels on this workload under Nsight Compute, once per
+        solution x workload, in a one-shot worker of its own (ncu.py); the per-kernel table
+        becomes the item's "pytest-fib ncu report" section. The item's own checks and timing
+        run outside ncu, as always."""
+        pair = (case.solution.path, case.workload.uuid)
+        if not self.settings.ncu or pair in self._profiled:
+            return
+        self._profiled.add(pair)
+        from . import ncu
+
+        folder = self.settings.ncu_dir or Path(".pytest-fib", "ncu")
+        folder.mkdir(parents=True, exist_ok=True)
+        report = ncu.report_path(folder, f"{case.definition.name}-{case.solution.name}-"
+                                         f"{case.workload.uuid[:8]}")
+        exe = ncu.executable() or "ncu"
+        pool = Pool(self.device, self.log_dir, ncu.command(self.settings.ncu, report, exe))
+        req = self.request("profile", case, self.seeds(case, 1), transfer="host")
+        try:
+            resp = pool.call(req, max(self.settings.timeout, 300))
+            if resp["status"] != "ok":
+                text = (f"not profiled: the solution's run under ncu ended with "
+                        f"{resp['status']}: {resp.get('message', '')}")
+            else:
+                text = ncu.table(ncu.kernels(ncu.read_back(Path(f"{report}.ncu-rep"), exe)),
+                                 Path(f"{report}.ncu-rep"))
+        except (WorkerLost, RuntimeError, OSError) as e:
+            text = f"not profiled: ncu failed: {e}"
+        finally:
+            pool.close()
+        self.fib.diagnostics[case.key] = text
+
     def correctness(self, case: Case, trials: int | None = None, record: bool = True) -> None:
         self._recording = record
+        self.profile(case)
         definition, workload = self.models(case)
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
         required = tol.matched_ratio or check.default_matched_ratio(case.definition.name)
@@ -413,6 +447,7 @@ class Runner:
         from . import bench
 
         self._recording = True
+        self.profile(case)
         try:
             self._timing(case, benchmark)
         except CompiledOnly as e:
@@ -651,17 +686,11 @@ def returned_hint(case: Case) -> str:
 
 
 def diagnostic_wrapper(settings: Any) -> list[str] | None:
-    """The command a worker runs under for --fib-sanitizer / --fib-ncu (None: plain)."""
+    """The command a worker runs under for --fib-sanitizer (None: plain)."""
     if settings.sanitizer:
         return ["compute-sanitizer", "--tool", settings.sanitizer, "--print-limit", "20",
                 "--target-processes", "all"]
-    if settings.ncu:
-        # Clocks left as the card has them (never lock them on a shared machine); cold L2 per
-        # kernel like our own timing; gpu__time_duration is the kernel's device time.
-        return ["ncu", "--clock-control", "none", "--cache-control", "all",
-                "--metrics", "gpu__time_duration.sum,dram__bytes.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed",
-                "--target-processes", "all"]
-    return None
+    return None  # --fib-ncu profiles in a worker of its own (Runner.profile), not every item
 
 
 def sanitizer_errors(report: str) -> int:

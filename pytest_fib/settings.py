@@ -66,7 +66,8 @@ class Settings:
     hypothesis_examples: int = 10
     baseline: str | None = None  # solution name to time every candidate against (interleaved)
     sanitizer: str | None = None  # memcheck, racecheck, synccheck, initcheck
-    ncu: bool = False
+    ncu: str | None = None  # --fib-ncu: an ncu set or section list (ncu.py); None: off
+    ncu_dir: Path | None = None  # where --fib-ncu saves .ncu-rep files
     strict_spec: bool = False  # a missing destination_passing_style is true (flashinfer-bench)
     # Timing items run on the CPU only when asked for (--fib-device=cpu) or for the self-test:
     # the host clock times Triton's interpreter, not a kernel (issue 15).
@@ -273,12 +274,28 @@ def resolve(config: pytest.Config) -> Settings:
         return path
 
     sanitizer = config.getoption("fib_sanitizer")
-    ncu = bool(config.getoption("fib_ncu"))
+    ncu = config.getoption("fib_ncu")
+    if ncu is not None:
+        from .ncu import parse_choice
+
+        try:
+            parse_choice(ncu)
+        except ValueError as e:
+            raise _usage("--fib-ncu", ncu, str(e), "Name a set (--fib-ncu=detailed) or sections "
+                         "(--fib-ncu=SpeedOfLight,Occupancy).") from None
     if (sanitizer or ncu) and not gpus:
-        raise _usage("--fib-sanitizer" if sanitizer else "--fib-ncu", sanitizer or True,
+        raise _usage("--fib-sanitizer" if sanitizer else "--fib-ncu", sanitizer or ncu,
                      "needs a CUDA GPU", "Run it on a GPU machine (or with --modal).")
+    if ncu and gpus:
+        from .ncu import executable
+
+        if executable() is None:
+            raise _usage("--fib-ncu", ncu, "Nsight Compute's ncu is not on PATH, in "
+                         "$CUDA_HOME/bin or in /usr/local/cuda/bin",
+                         "Install Nsight Compute (it ships with the CUDA toolkit) or add its "
+                         "folder to PATH.")
     if sanitizer and ncu:
-        raise _usage("--fib-ncu", True, "cannot be combined with --fib-sanitizer",
+        raise _usage("--fib-ncu", ncu, "cannot be combined with --fib-sanitizer",
                      "Profile and sanitize in separate runs.")
     resume = bool(config.getoption("fib_resume"))
     traces = out_dir("fib_traces")
@@ -293,17 +310,21 @@ def resolve(config: pytest.Config) -> Settings:
         if previous is not None:
             seed, seed_source = previous, "--fib-resume (the recorded run's seed)"
 
+    report = out_dir("fib_report")
+    ncu_dir = None
+    if ncu:  # next to the report, else in the folder pytest was started in
+        ncu_dir = (report or config.invocation_params.dir / ".pytest-fib") / "ncu"
     return Settings(
         dataset=dataset, dataset_source=dataset_source, kernels=kernels,
         kernels_source=kernels_source, solutions=solutions, seed=seed, seed_source=seed_source,
         device=resolved_device, gpu_count=gpus, tolerance=tolerance,
         tolerance_overrides=overrides, cpu_budget=cpu_budget, timeout=timeout,
-        pack=out_dir("fib_pack"), traces=traces, resume=resume, report=out_dir("fib_report"),
+        pack=out_dir("fib_pack"), traces=traces, resume=resume, report=report,
         # A CPU run times the host clock only to exercise the pipeline: keep it short there.
         warmup=_or(_opt_number(config, "fib_warmup", int, 0), 10 if gpus else 1),
         iterations=_or(_opt_number(config, "fib_iterations", int, 1), 100 if gpus else 5),
         explicit=explicit, selftest=selftest, sanitizer=sanitizer, ncu=ncu,
-        baseline=config.getoption("fib_baseline"),
+        ncu_dir=ncu_dir,        baseline=config.getoption("fib_baseline"),
         strict_spec=bool(config.getoption("fib_strict_spec", False)),
         host_timing=device == "cpu" or selftest,
         hypothesis_examples=_or(_opt_number(config, "fib_hypothesis_examples", int, 1), 10),

@@ -452,6 +452,33 @@ class Worker:
 
         return reference_op(req, self.outbox)
 
+    def op_profile(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Under ncu (ncu.py): the solution's calls on one input set, the profiled ones inside
+        an NVTX range, after one call outside it (builds, autotuning and first-launch work)."""
+        import torch
+
+        from .inputs import make_inputs
+        from .ncu import CALLS, RANGE
+
+        definition, workload, runnable, early = self.build(req)
+        if early is not None:
+            return early
+        device = req["device"]
+        inputs = make_inputs(definition, workload, device, req["seeds"][0], req["root"])
+        try:
+            call_solution(runnable, definition, inputs, device)
+            _sync(device)
+            torch.cuda.nvtx.range_push(RANGE)
+            for _ in range(CALLS):
+                call_solution(runnable, definition, inputs, device)
+            _sync(device)
+            torch.cuda.nvtx.range_pop()
+        except BaseException as e:  # noqa: BLE001 -- the solution failed: the item says so
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return _error(e, device, self.solution)
+        return {"status": "ok"}
+
     def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
         """Alive; and how this process started (tools/switch_cost.py)."""
         return {"status": "ok", "pid": os.getpid(), "execd": EXECD[0]}
