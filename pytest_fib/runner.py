@@ -694,8 +694,11 @@ def diagnostic_wrapper(settings: Any) -> list[str] | None:
 
 
 def sanitizer_errors(report: str) -> int:
-    """The error count compute-sanitizer printed (its "ERROR SUMMARY: N errors" line)."""
+    """The error count compute-sanitizer printed in its summary line."""
     import re
 
+    # memcheck/initcheck/synccheck: "ERROR SUMMARY: N errors"; racecheck: "RACECHECK SUMMARY:
+    # H hazards displayed (N errors, W warnings)" (seen on an H200, tools/gpu/ncu19.sh)
     counts = [int(n) for n in re.findall(r"ERROR SUMMARY:\s*(\d+)\s+error", report)]
+    counts += [int(n) for n in re.findall(r"RACECHECK SUMMARY:[^(\n]*\((\d+)\s+error", report)]
     return max(counts) if counts else 0

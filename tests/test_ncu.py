@@ -11,13 +11,20 @@ from pytest_fib import ncu
 
 # ncu --import R --csv --page raw --print-units base --metrics ...: a message line, the header,
 # the units row, one row per profiled launch (two launches of one kernel, one of another).
-RAW = '''==PROF== Connected to process 123
-"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC","dram__bytes.sum","gpu__time_duration.sum","sm__throughput.avg.pct_of_peak_sustained_elapsed"
-"","","","","","","","","","","","byte","nsecond","%"
-"0","123","python3","h","_rmsnorm_kernel","1","7","(256, 1, 1)","(7, 1, 1)","0","9.0","117,760","3,104","4.21"
-"1","123","python3","h","_rmsnorm_kernel","1","7","(256, 1, 1)","(7, 1, 1)","0","9.0","117,760","3,008","4.30"
-"2","123","python3","h","void scale<float>(float*, int)","1","7","(128, 1, 1)","(1, 1, 1)","0","9.0","n/a","1,500","1.00"
-'''
+RAW = (  # the format ncu 2025.3.1 wrote on an H200 (tools/gpu/ncu19.sh), names shortened
+    "==PROF== Connected to process 646\n"
+    '"ID","Process ID","Process Name","Host Name","thread Domain:Push/Pop_Range:PL_Type:PL_Value:'
+    'CLR_Type:Color:Msg_Type:Msg","Id:Domain:Start/Stop_Range:PL_Type:PL_Value:CLR_Type:Color:'
+    'Msg_Type:Msg","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC",'
+    '"dram__bytes.sum","gpu__time_duration.sum",'
+    '"sm__throughput.avg.pct_of_peak_sustained_elapsed"\n'
+    '"","","","","","","","","","","","","","byte","ns","%"\n'
+    + "".join(f'"{i}","646","python3.12","127.0.0.1","646  ""<default domain>:fib_solution:none"" ",'
+              f'"","{name}","1","7","(256, 1, 1)","(7, 1, 1)","0","9.0","{dram}","{ns}","{sm}"\n'
+              for i, (name, dram, ns, sm) in enumerate([
+                  ("_rmsnorm_kernel", "117,760", "3,104", "4.21"),
+                  ("_rmsnorm_kernel", "117,760", "3,008", "4.30"),
+                  ("void scale<float>(float*, int)", "n/a", "1,500", "1.00")])))
 
 
 def test_kernels_are_summarised_per_name_in_launch_order() -> None:
@@ -81,3 +88,15 @@ def test_ncu_needs_a_gpu(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_subprocess("--fib-device=cpu", "--fib-ncu")
     result.stderr.fnmatch_lines(["*--fib-ncu='basic': needs a CUDA GPU*"])
+
+
+@pytest.mark.parametrize(("summary", "errors"), [
+    ("========= ERROR SUMMARY: 66 errors", 66),
+    ("========= ERROR SUMMARY: 0 errors", 0),
+    ("========= RACECHECK SUMMARY: 3 hazards displayed (2 errors, 1 warnings)", 2),
+    ("========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)", 0)])
+def test_sanitizer_errors_from_every_tools_summary(summary: str, errors: int) -> None:
+    """racecheck's summary line differs from the other tools': a race must fail the item too."""
+    from pytest_fib.runner import sanitizer_errors
+
+    assert sanitizer_errors(f"========= COMPUTE-SANITIZER\n{summary}\n") == errors
