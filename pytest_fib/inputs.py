@@ -203,11 +203,14 @@ def poisoned_outputs(definition: Any, inputs: list[Any], device: str) -> list[An
 
 
 def perturb(inputs: list[Any], seed: int, cycle: int) -> None:
-    """Change one element of the first floating-point input in place, deterministically.
+    """Change the first floating-point input in place, deterministically: swap two different
+    elements of one row (its last dimension).
 
     Applied before every timed call (outside the timed span), so no timed call ever sees inputs
     identical to an earlier call's: an answer cached by address or by a sampled fingerprint and
-    replayed is stale, and the re-check of the timed outputs catches it.
+    replayed is stale, and the re-check of the timed outputs catches it. A swap within a row
+    keeps every value the input had, and each row's sum: probabilities stay probabilities (a
+    random value there made the reference of a sampling definition fail on a negative one).
     """
     import random
 
@@ -217,7 +220,15 @@ def perturb(inputs: list[Any], seed: int, cycle: int) -> None:
         if isinstance(value, torch.Tensor) and value.dtype.is_floating_point and value.numel():
             rng = random.Random(seed * 1_000_003 + cycle)
             flat = value.view(-1)
-            flat[rng.randrange(flat.numel())] = rng.gauss(0.0, 1.0)
+            row = value.shape[-1] if value.dim() and value.shape[-1] > 1 else flat.numel()
+            for _ in range(8):  # a pair of different values; a constant row has none
+                i = rng.randrange(flat.numel())
+                j = i - i % row + rng.randrange(row)
+                a, b = flat[i].item(), flat[j].item()
+                if a != b:
+                    flat[i], flat[j] = b, a
+                    return
+            flat[i] = a / 2 if a else 0.5  # constant: a change that keeps the value's sign
             return
 
 

@@ -27,6 +27,7 @@ STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loade
 # A worker whose crash report began before the item's limit has stopped running solution code: it
 # is given this long to finish printing and die, so that the verdict names the signal (issue 14).
 CRASH_GRACE = 60.0
+KEPT_CAP = 4 * 2**20  # a failed item's kept output (its end), per item
 CRASH_MARK = "Fatal Python error"  # faulthandler's first line
 
 
@@ -141,9 +142,45 @@ class WorkerProcess:
             return 0
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and wait for its answer. When the item fails in the worker (a lost
+        process, a timeout, an error answer), what the worker printed meanwhile is kept in a file
+        of its own that outlives the session, and the message names it (issue 13: logs are
+        removed at session end, except those of failed items)."""
         self._wait_ready()
         self._cap_log()
         start_log = self.log_size()
+        try:
+            resp = self._call(request, timeout, start_log)
+        except WorkerLost as e:
+            kept = self.keep_log(start_log)
+            raise WorkerLost(f"{e}\n(the worker's whole output for this item: {kept})"
+                             if kept else str(e), e.replaced) from None
+        if resp.get("status") in ("runtime_error", "build_error", "worker_error"):
+            kept = self.keep_log(start_log)
+            if kept:
+                resp["log"] = f"{resp['log']}\n(the worker's whole output for this item: {kept})"
+        return resp
+
+    def keep_log(self, since: int) -> str | None:
+        """The worker's output since ``since`` (at most KEPT_CAP bytes, its end), saved in
+        ``<log dir>/failed/``, which Runner.close leaves in place; None when it printed
+        nothing."""
+        try:
+            size = self.log_size()
+            if size <= since:
+                return None
+            with self.log_path.open("rb") as fh:
+                fh.seek(max(since, size - KEPT_CAP))
+                data = fh.read()
+            folder = self.log_path.parent / "failed"
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{self.log_path.stem}-{since}.log"
+            path.write_bytes(data)
+            return str(path)
+        except OSError:
+            return None
+
+    def _call(self, request: dict[str, Any], timeout: float, start_log: int) -> dict[str, Any]:
         try:
             self.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:

@@ -65,8 +65,14 @@ class Runner:
             pool.shutdown()
         for pool in (self.pool, self.ref_pool):
             pool.join()
-        # Worker logs: every failure message already carries the part of the log it needs.
-        shutil.rmtree(self.log_dir, ignore_errors=True)
+        # Worker logs go; what a failed item's worker printed stays in failed/, which its
+        # failure message names (pool.WorkerProcess.keep_log).
+        kept = self.log_dir / "failed"
+        if kept.is_dir() and any(kept.iterdir()):
+            for log in self.log_dir.glob("worker-*.log"):
+                log.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
     # -- shared pieces -------------------------------------------------------------------------
 

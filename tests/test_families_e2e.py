@@ -62,3 +62,19 @@ def test_family_verdicts(family: str, session: tuple[dict[str, dict[str, str]],
                 assert item.outcome == "failed", f"{nodeid} ({e['why']}): {item.outcome}"
                 assert item.message.lstrip().startswith(e["expect"]), (
                     f"{nodeid}: expected {e['expect']}, got:\n{item.message[:800]}")
+
+
+def test_timed_calls_of_the_sampling_families_are_rechecked(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every timed call gets perturbed inputs, and the re-check runs the reference on them. On
+    the H200 a random replacement value made a probability negative and the sampling references
+    refused it (REFERENCE_ERROR on correct solutions); a swap within a row keeps them valid."""
+    root = tmp_path_factory.mktemp("sampling-timing")
+    data = build(root / "mini")
+    run = helpers.run_pytest(root, f"--fib-dataset={data}", "--fib-solutions=dataset",
+                             "-m", "timing", "-k", "_py and (sampling or multinomial)",
+                             "--fib-device=cpu", "--fib-iterations=4", "--fib-warmup=0",
+                             "--fib-seed=0", "-p", "no:randomly", "-q", timeout=900)
+    assert len(run.items) >= 6, run.output[-3000:]
+    failed = {k: v.message[:300] for k, v in run.items.items() if v.outcome != "passed"}
+    assert not failed, failed

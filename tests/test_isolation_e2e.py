@@ -59,3 +59,18 @@ def test_items_after_a_crash_and_a_hang_pass(session: helpers.Run) -> None:
     assert {k: v.outcome for k, v in ok.items()} == {
         "kernels::scale2::ok::correctness[n:1-w0000001]": "passed",
         "kernels::scale2::ok::correctness[n:7-w0000007]": "passed"}
+
+
+def test_a_failed_items_worker_output_outlives_the_session(session: helpers.Run) -> None:
+    """Issue 13: worker logs are removed at session end, except a failed item's, which its
+    message names; the other workers' logs are gone."""
+    import re
+    from pathlib import Path
+
+    (item,) = session.by_suffix("::crash::").values()
+    found = re.search(r"the worker's whole output for this item: (\S+\.log)\)", item.message)
+    assert found, item.message[-1500:]
+    kept = Path(found.group(1))
+    assert kept.parent.name == "failed"
+    assert "Fatal Python error: Segmentation fault" in kept.read_text(errors="replace")
+    assert not list(kept.parent.parent.glob("worker-*.log"))
