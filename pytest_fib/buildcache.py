@@ -468,6 +468,8 @@ class BuildCache:
         if jobs:
             self.pool = BuildPool(list(jobs.values()), env, self.jobs)
             self.pool.start()
+            if self.write is not None:
+                self.write(self.pool.progress() + " (in the background, while items run)")
 
     def wait(self, raw: dict[str, Any]) -> None:
         """Block until the pool has built this solution, with a progress line now and then.
