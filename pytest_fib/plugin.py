@@ -274,7 +274,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Builds start now, in parallel, for the selected items' CUDA/C++ solutions (issue 15)."""
     fib = session.config.stash.get(FIB_SESSION, None)
-    if fib is not None and fib.builds is not None:
+    if fib is not None and fib.builds is not None and not session.config.option.collectonly:
         fib.builds.start([i.case for i in session.items if getattr(i, "case", None) is not None])
 
 
