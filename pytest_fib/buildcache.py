@@ -322,13 +322,18 @@ def cached(solution: Any, device: str, build: Callable[[], Any]) -> Any:
         return build()
     doing = "check" if device == "cpu" and binding_of(raw["spec"]) == "torch" else "build"
     _CURRENT[0] = solution
-    with store.lock(key, shared=True):
+    with store.lock(key, shared=True):  # a recorded failure or compile check: nothing to run
         meta = store.meta(key)
-        if meta is not None:
+        if meta is not None and (meta.get("status") != "ok" or meta.get("doing") == "check"):
             return _replay(store, key, meta, build)
     with store.lock(key):
         meta = store.meta(key)  # built by another process while this one waited
         if meta is not None:
+            # Loading runs torch's cpp_extension.load (a no-op ninja run): under this lock a
+            # baton file it left there is stale (a process killed while loading), and would make
+            # every later load wait for ever.
+            for stale in (store.entry(key) / "fib").glob("torch/*/lock"):
+                stale.unlink(missing_ok=True)
             return _replay(store, key, meta, build)
         return _build_now(store, key, doing, build)
 
