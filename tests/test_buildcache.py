@@ -68,8 +68,8 @@ class Session:
         self.env.pop("PYTEST_FIB_REBUILD", None)
 
     def args(self, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--fib-dataset={self.data}",
-                f"--fib-cache-dir={self.cache}", *helpers.FAST, "-m", "correctness", "-rA",
+        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                f"--fib-dataset={self.data}", f"--fib-cache-dir={self.cache}", *helpers.FAST, "-m", "correctness", "-rA",
                 *extra]
 
     def start(self, *extra: str) -> subprocess.Popen[str]:
@@ -178,8 +178,8 @@ def test_a_bad_cache_dir_is_a_usage_error(pytester: pytest.Pytester, kind: str) 
     result = pytester.runpytest_subprocess(f"--fib-dataset={data}", f"--fib-cache-dir={target}",
                                            *helpers.FAST)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--fib-cache-dir=*Give --fib-cache-dir a folder pytest-fib can "
-                                 "create and write*"])
+    result.stderr.fnmatch_lines([("*--fib-cache-dir=*Give --fib-cache-dir a folder pytest-fib "
+                                  "can create and write*")])
 
 
 def test_the_key_is_the_same_from_the_dataset_json_and_the_workers_model(tmp_path: Path) -> None:
