@@ -341,9 +341,6 @@ def cached(solution: Any, device: str, build: Callable[[], Any]) -> Any:
 def prebuild(job: dict[str, Any]) -> int:
     """One build of the pool, in its own process: 0 built (or found built), 3 another process
     holds the key (it builds it; whoever needs it waits on the lock)."""
-    from .build import Builder, BuildFailure, CheckUnavailable
-    from .models import validate
-
     store = Store.from_env()
     assert store is not None
     key = job["key"]
@@ -352,6 +349,9 @@ def prebuild(job: dict[str, Any]) -> int:
             return 3
         if store.meta(key) is not None:
             return 0
+        from .build import Builder, BuildFailure, CheckUnavailable  # torch & co: only now
+        from .models import validate
+
         definition = validate("definition", job["definition"], job["where"])
         solution = validate("solution", job["solution"], job["where"])
         _CURRENT[0] = solution
@@ -471,7 +471,19 @@ class BuildCache:
                          "solution": case.solution.raw, "device": self.device,
                          "where": case.solution.path, "name": case.solution.name}
         if jobs:
-            self.pool = BuildPool(list(jobs.values()), env, self.jobs)
+            order = list(jobs.values())
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+            if worker.startswith("gw") and worker[2:].isdigit():
+                # every xdist worker collects every item: each starts at its own place in the
+                # list, so their pools build different solutions first instead of queueing on
+                # the same locks
+                count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+                shift = int(worker[2:]) * len(order) // max(1, count)
+                order = order[shift:] + order[:shift]
+            cores = self.jobs * int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+            # ninja inside each build (torch's cpp_extension) shares the cores with the others
+            env.setdefault("MAX_JOBS", str(max(1, cores // min(len(order), self.jobs))))
+            self.pool = BuildPool(order, env, self.jobs)
             self.pool.start()
             if self.write is not None:
                 self.write(self.pool.progress() + " (in the background, while items run)")

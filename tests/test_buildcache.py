@@ -202,3 +202,28 @@ def test_the_key_is_the_same_from_the_dataset_json_and_the_workers_model(tmp_pat
     assert buildcache.key_for(sol.raw, "cuda", env) != key
     python = {**sol.raw, "spec": {**sol.raw["spec"], "language": "python"}}
     assert buildcache.key_for(python, "cpu", env) is None
+
+
+def test_a_cached_torch_build_keeps_its_sources_mtimes(tmp_path: Path) -> None:
+    """flashinfer-bench's torch builder rewrites every source before cpp_extension.load, and ninja
+    then recompiles everything: through the cache an unchanged source is left alone."""
+    from flashinfer_bench.compile.builders import torch_builder
+    from flashinfer_bench.data import SourceFile
+
+    from pytest_fib.buildcache import _builder_home
+
+    sources = [SourceFile(path="kernel.cu", content="// a\n"),
+               SourceFile(path="sub/util.h", content="// b\n")]
+    home = tmp_path / "fib"
+    with _builder_home(home):
+        assert os.environ["FIB_CACHE_PATH"] == str(home)
+        paths = torch_builder.write_sources_to_path(home / "torch" / "pkg", sources)
+    assert [p.read_text() for p in paths] == ["// a\n", "// b\n"]
+    for p in paths:
+        os.utime(p, (1_000_000, 1_000_000))
+    with _builder_home(home):
+        torch_builder.write_sources_to_path(home / "torch" / "pkg", [
+            sources[0], SourceFile(path="sub/util.h", content="// changed\n")])
+    assert paths[0].stat().st_mtime == 1_000_000  # unchanged: not written
+    assert paths[1].read_text() == "// changed\n" and paths[1].stat().st_mtime != 1_000_000
+    assert os.environ.get("FIB_CACHE_PATH") != str(home)
