@@ -39,7 +39,7 @@ walled() { local n=$1 t0=$EPOCHREALTIME; shift; "$@"; echo "$n $(python3 -c "pri
 ours() { local n=$1 limit=$2; shift 2
   walled $n timeout $limit $P --fib-dataset=$R/ds --fib-solutions=dataset --fib-cache-dir=$R/c_ours \
     -m "correctness or timing" --fib-warmup=10 --fib-iterations=50 --fib-trials=3 --fib-seed=3 \
-    -q -rfE "$@" > $R/$n.log 2>&1
+    -rfE "$@" > $R/$n.log 2>&1
   echo "$n: $(grep 'build cache' $R/$n.log) | $(tail -1 $R/$n.log)"; pack; }
 fib() { local n=$1 limit=$2
   (cd /tmp && FIB_CACHE_PATH=$R/c_fib TRITON_CACHE_DIR=$R/t_fib walled $n timeout $limit \
@@ -48,8 +48,8 @@ fib() { local n=$1 limit=$2
 entries() { find $R/c_ours/builds -name meta.json 2>/dev/null | wc -l; }
 newest() { find $R/c_ours/builds -name meta.json -newer $1 2>/dev/null | wc -l; }
 
-touch $R/t0; ours ours_cold 150; echo "ours_cold_builds $(newest $R/t0)" >> $R/walls
-touch $R/t1; ours ours_warm 60; echo "ours_warm_builds $(newest $R/t1)" >> $R/walls
+touch $R/t0; ours ours_cold 140; echo "ours_cold_builds $(newest $R/t0)" >> $R/walls
+touch $R/t1; ours ours_warm 75; echo "ours_warm_builds $(newest $R/t1)" >> $R/walls
 python3 - $R/ds <<'EOF'
 import json, sys
 from pathlib import Path
@@ -60,8 +60,8 @@ f.write_text(json.dumps(raw, indent=2))
 print("edited", raw["name"], raw["sources"][0]["path"])
 EOF
 touch $R/t2; ours ours_edit 90; echo "ours_edit_builds $(newest $R/t2)" >> $R/walls
-fib fib_cold 110
-fib fib_warm 100
+fib fib_cold 100
+fib fib_warm 80
 
 python3 - $R <<'EOF'
 import sys
