@@ -6,7 +6,8 @@ flashinfer-bench's TorchBuilder refuses to exist without CUDA (``is_available`` 
 building extension". Here every build's compiler output is captured at the file-descriptor level
 (ninja and nvcc write there directly), and a failure shows the compiler's own error lines.
 
-Build once, fail once: results (and errors) are cached per solution hash for the worker's life.
+Build once, fail once: results (and errors) are cached per solution hash for the worker's life,
+and CUDA/C++ builds across sessions in the persistent build cache (buildcache.py).
 """
 
 from __future__ import annotations
@@ -142,6 +143,13 @@ class Builder:
         return cached
 
     def _build(self, definition: Any, solution: Any, device: str) -> Any:
+        if solution.spec.language.value in ("cuda", "cpp"):  # through the build cache
+            from .buildcache import cached
+
+            return cached(solution, device, lambda: self.compile(definition, solution, device))
+        return self.compile(definition, solution, device)
+
+    def compile(self, definition: Any, solution: Any, device: str) -> Any:
         from flashinfer_bench.compile import BuilderRegistry
 
         language = solution.spec.language.value

@@ -98,6 +98,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-warmup", dest="fib_warmup", metavar="N", help="timing warm-up runs (default 10).")
     add("--fib-iterations", dest="fib_iterations", metavar="N",
         help="timed repetitions per timing item (default 100).")
+    add("--fib-cache-dir", dest="fib_cache_dir", metavar="DIR",
+        help="persistent build cache for CUDA/C++ solutions (default: $FIB_CACHE_PATH, else "
+             "~/.cache/pytest-fib).")
+    add("--fib-rebuild", dest="fib_rebuild", action="store_true", default=None,
+        help="build every CUDA/C++ solution again, ignoring the build cache (results replace it).")
     remote_options.add_options(parser)
     parser.addini("fib_dataset", "dataset root, relative to the rootdir")
     parser.addini("fib_kernels", "solutions folder, relative to the rootdir")
@@ -139,6 +144,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for op in fib.op_types:
         config.addinivalue_line("markers", f"{op}: pytest-fib items of op type {op}")
     if _active(config, fib):
+        from . import buildcache
+
+        fib.builds = buildcache.setup(config, fib)
         problem = bench.unsupported()
         if problem:
             raise pytest.UsageError(problem)
@@ -262,7 +270,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return [INERT_HEADER]
     from . import report
 
-    return report.header(fib, active=_active(config, fib))
+    lines = report.header(fib, active=_active(config, fib))
+    return lines + (fib.builds.header(fib.solutions) if fib.builds is not None else [])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Builds start now, in parallel, for the selected items' CUDA/C++ solutions (issue 15)."""
+    fib = session.config.stash.get(FIB_SESSION, None)
+    if fib is not None and fib.builds is not None and not session.config.option.collectonly:
+        fib.builds.start([i.case for i in session.items if getattr(i, "case", None) is not None])
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -291,6 +307,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if fib.runner is not None:
         fib.runner.close()
+    if fib.builds is not None:
+        fib.builds.close()
     from . import report
 
     if fib.settings.pack is not None and _active(session.config, fib):

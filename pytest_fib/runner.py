@@ -149,6 +149,8 @@ class Runner:
         return self.ref_pool if self.pool.wrapper else self.pool
 
     def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> dict[str, Any]:
+        if self.fib.builds is not None:  # the build pool may be building it now (buildcache.py)
+            self.fib.builds.wait(case.solution.raw)
         return {
             "op": op, "definition": case.definition.raw, "workload": case.workload.raw,
             "solution": self.as_called(case), "root": str(self.settings.dataset),

@@ -32,6 +32,7 @@ class FibSession:
     # case key -> result record (trace fields, timings); filled as items finish
     results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     runner: Any = None  # runner.Runner, created at the first item (imports torch)
+    builds: Any = None  # buildcache.BuildCache: the persistent build cache and its pool
     traces: Any = None  # traces.TraceWriter, created at the first finished item
     # --fib-resume: resume key -> what an earlier run recorded ({"status", "message", "file"})
     recorded: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
