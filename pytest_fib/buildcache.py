@@ -458,6 +458,27 @@ class BuildCache:
         return [f"pytest-fib: build cache {self.root}: {len(hit)} of {len(keys)} solutions "
                 f"cached{extra}"]
 
+    def ready_first(self, items: list[Any]) -> list[Any]:
+        """The items in their order, except that those whose solution still has to be built come
+        last (a stable partition: each solution's items keep their order). After one kernel of
+        many is edited, the others' items run while it builds (issue 15, item 3). Not under
+        xdist, whose workers must collect one order whatever their caches hold."""
+        env = self.env()
+        waiting: dict[int, bool] = {}  # per solution (its raw JSON object)
+
+        def must_wait(item: Any) -> bool:
+            case = getattr(item, "case", None)
+            if case is None:
+                return False
+            raw = case.solution.raw
+            if id(raw) not in waiting:
+                key = self.key(raw, env)
+                waiting[id(raw)] = key is not None and self.store.meta(key) is None
+            return waiting[id(raw)]
+
+        flags = [must_wait(i) for i in items]
+        return [i for i, w in zip(items, flags) if not w] + [i for i, w in zip(items, flags) if w]
+
     def start(self, cases: list[Any]) -> None:
         """Build ahead every CUDA/C++ solution of these cases (in their order) that the cache
         lacks, in a pool of processes; returns at once."""

@@ -259,6 +259,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     try:
         return (yield)
     finally:
+        fib = config.stash[FIB_SESSION]
+        if fib.builds is not None and not os.environ.get("PYTEST_XDIST_WORKER"):
+            items[:] = fib.builds.ready_first(items)
         items[:0] = broken
 
 

@@ -114,6 +114,9 @@ def test_second_session_compiles_nothing_and_an_edit_rebuilds_only_that_kernel(
     assert ": 1 of 2 solutions cached" in out, out
     new = session.compiles()[len(first):]
     assert new and all("ffi_a" in c for c in new), new  # only the edited kernel
+    # ffi_b (cached) ran first, while ffi_a built: collection order is a before b
+    ran = [line for line in out.splitlines() if line.startswith("PASSED ")]
+    assert ["ffi_b" in line for line in ran] == [True] * 3 + [False] * 3, ran
 
     rc, out = session.run("--fib-rebuild")
     assert rc == 0, out
