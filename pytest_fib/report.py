@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 from .paths import component, inside
+from .results import Record
 from .session import FibSession
 
 
 def header(fib: FibSession, active: bool) -> list[str]:
+    """The lines pytest prints under its own header."""
     s = fib.settings
     ds = fib.dataset
     if not active:
@@ -39,6 +42,7 @@ def header(fib: FibSession, active: bool) -> list[str]:
 
 
 def terminal_summary(tr: Any, fib: FibSession) -> None:
+    """The self-test table, the files not loaded, the timing table and its warnings."""
     if fib.settings.selftest:
         tr.write_sep("-", "pytest-fib self-test: which check caught which exploit")
         seen = sorted({(n, g, st): e for n, e, g, st in fib.selftest}.items())
@@ -62,27 +66,27 @@ def terminal_summary(tr: Any, fib: FibSession) -> None:
 
 def events_timed(fib: FibSession) -> list[str]:
     """Timing items measured by CUDA events around each call instead of CUPTI: never silent."""
-    return sorted(f"{r['case'].definition.name}::{r['case'].solution.name}"
-                  f"[{r['case'].workload.uuid[:8]}]" for r in fib.results.values()
-                  if r.get("timing", {}).get("clock") == "cuda-events")
+    return sorted(f"{r.case.definition.name}::{r.case.solution.name}"
+                  f"[{r.case.workload.uuid[:8]}]" for r in fib.results
+                  if r.timing is not None and r.timing.get("clock") == "cuda-events")
 
 
 def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
     """One row per (definition, solution): the contest's score and friends."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in fib.results.values():
-        case = rec["case"]
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for rec in fib.results:
+        case = rec.case
         groups.setdefault((case.definition.name, case.solution.name), []).append(rec)
     rows = []
-    for (definition, solution), recs in sorted(groups.items()):
-        timed = [r["timing"] for r in recs if "timing" in r]
+    for (definition, solution), recs in sorted(groups.items(), key=lambda g: g[0]):
+        timed = [r.timing for r in recs if r.timing is not None]
         # CUDA-event times (a CUPTI fallback) include launch overhead: not in the same mean
         speedups = [t["speedup"] for t in timed if t["speedup"] > 0
                     and t.get("clock") != "cuda-events"]
         pct = [t["pct_of_peak_bandwidth"] for t in timed if "pct_of_peak_bandwidth" in t]
         rows.append({
             "definition": definition, "solution": solution,
-            "passed": sum(r.get("status") == "PASSED" for r in recs), "cases": len(recs),
+            "passed": sum(r.status == "PASSED" for r in recs), "cases": len(recs),
             "timed": len(timed),
             "median_latency_ms": statistics.median(t["latency_ms"] for t in timed) if timed else None,
             "speedup_mean": statistics.fmean(speedups) if speedups else None,
@@ -134,8 +138,8 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     s = fib.settings
     counts: dict[str, int] = {}
-    for rec in fib.results.values():
-        counts[rec.get("status", "?")] = counts.get(rec.get("status", "?"), 0) + 1
+    for rec in fib.results:
+        counts[rec.status or "?"] = counts.get(rec.status or "?", 0) + 1
     lines = [
         "# pytest-fib results", "",
         f"- dataset: `{s.dataset}` ({s.dataset_source})",
@@ -152,13 +156,12 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
         lines.append(f"| {r['definition']} | {r['solution']} | {r['passed']}/{r['cases']} | "
                      f"{f(r['median_latency_ms'], '.4f')} | {f(r['speedup_mean'], '.2f')} | "
                      f"{f(r['speedup_geomean'], '.2f')} | {f(r['pct_of_peak'], '.1f')} |")
-    failed = [(k, r) for k, r in fib.results.items() if r.get("status") not in (None, "PASSED",
-                                                                                 "COMPILED")]
+    failed = [r for r in fib.results if r.status not in (None, "PASSED", "COMPILED")]
     if failed:
         lines += ["", "## Failures", ""]
-        for key, rec in sorted(failed)[:200]:
-            first = (rec.get("log") or "").strip().splitlines()[:1]
-            lines.append(f"- `{key}`: **{rec['status']}** {first[0][:200] if first else ''}")
+        for rec in sorted(failed, key=lambda r: r.case.key)[:200]:
+            first = rec.log.strip().splitlines()[:1]
+            lines.append(f"- `{rec.case.key}`: **{rec.status}** {first[0][:200] if first else ''}")
     plots = speedup_plots(fib, out)
     if plots:
         lines += ["", "## Speedup per workload", ""]
@@ -169,12 +172,12 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
-def speedup_plots(fib: FibSession, out: Any) -> list[tuple[str, Any]]:
+def speedup_plots(fib: FibSession, out: Path) -> list[tuple[str, Path]]:
     """One bar chart per definition: speedup (reference / solution) per workload and solution."""
     by_def: dict[str, list[dict[str, Any]]] = {}
-    for rec in fib.results.values():
-        if "timing" in rec:
-            by_def.setdefault(rec["timing"]["definition"], []).append(rec["timing"])
+    for rec in fib.results:
+        if rec.timing is not None:
+            by_def.setdefault(rec.timing["definition"], []).append(rec.timing)
     plots = []
     for definition, rows in sorted(by_def.items()):
         path = inside(out, f"speedup_{component(definition)}.svg")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,7 +13,12 @@ from . import dataset as dataset_mod
 from . import local
 from .cases import Case
 from .dataset import Dataset, Problem, SolutionRec
+from .results import Results
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .runner import Runner
+    from .traces import TraceWriter
 
 
 @dataclasses.dataclass
@@ -29,10 +34,10 @@ class FibSession:
     load_seconds: float = 0.0
     # case key -> correctness outcome ("passed", "failed", "skipped") and its message
     outcomes: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
-    # case key -> result record (trace fields, timings); filled as items finish
-    results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    runner: Any = None  # runner.Runner, created at the first item (imports torch)
-    traces: Any = None  # traces.TraceWriter, created at the first finished item
+    # case key -> result record (status, metrics, timings); filled as items finish (results.py)
+    results: Results = dataclasses.field(default_factory=Results)
+    runner: Runner | None = None  # created at the first item (imports torch)
+    traces: TraceWriter | None = None  # created at the first finished item
     # --fib-resume: resume key -> what an earlier run recorded ({"status", "message", "file"})
     recorded: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     torn: list[str] = dataclasses.field(default_factory=list)  # torn trace lines set aside
@@ -61,9 +66,6 @@ class FibSession:
     @property
     def op_types(self) -> list[str]:
         return sorted({d.op_type for d in self.dataset.definitions.values()})
-
-
-from .keys import FIB_SESSION  # noqa: E402 - re-exported: one key, defined in keys.py
 
 
 def load(settings: Settings) -> FibSession:

@@ -36,9 +36,6 @@ from .settings import Settings
 SIDE = ".pytest-fib"  # pytest-fib's own files, beside traces/: never read by TraceSet.from_path
 INDEX = f"{SIDE}/index.jsonl"  # relative to the --fib-traces folder
 LEGACY_INDEX = "traces/.pytest-fib-index.jsonl"  # before issue 14: broke TraceSet.from_path
-FAILURES = {"INCORRECT_SHAPE", "INCORRECT_NUMERICAL", "INCORRECT_DTYPE", "RUNTIME_ERROR",
-            "COMPILE_ERROR", "TIMEOUT"}
-
 
 def append_line(path: Path, obj: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
