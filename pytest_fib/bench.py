@@ -113,9 +113,9 @@ def add_from_report(config: Any, payload: dict[str, Any]) -> None:
     fixture = types.SimpleNamespace(
         name=payload["name"], fullname=payload["fullname"], group=None, param=None, params=None,
         extra_info=payload["extra_info"], cprofile_stats=None, has_error=False)
-    meta = Metadata(fixture, iterations=1, options={
+    meta = Metadata(fixture, iterations=1, options={  # type: ignore[no-untyped-call,unused-ignore]
         "disable_gc": False, "timer": f"pytest-fib.{payload['clock']}", "min_rounds": 1,
         "max_time": 0, "min_time": 0, "precision": 0, "confidence": None, "warmup": False})
     for sample in payload["samples_s"]:
-        meta.update(sample)
+        meta.update(sample)  # type: ignore[no-untyped-call,unused-ignore]
     bs.benchmarks.append(meta)

@@ -112,10 +112,6 @@ class SolutionRec:
     expect: dict[str, Any] | None = None
 
     @property
-    def binding(self) -> str | None:
-        return self.raw["spec"].get("binding")
-
-    @property
     def needs_gpu(self) -> bool:
         """Compiled CUDA cannot run without a GPU; Triton runs in its interpreter, C++ on the host."""
         return self.language == "cuda" or any(

@@ -102,7 +102,7 @@ def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
     for key in ("binding", "dependencies"):
         if key in build:
             spec[key] = build[key]
-    raw = {"name": str(sol["name"]), "definition": str(sol["definition"]),
+    raw: dict[str, Any] = {"name": str(sol["name"]), "definition": str(sol["definition"]),
            "author": str(sol["author"]), "spec": spec, "sources": sources}
     if sol.get("description"):
         raw["description"] = str(sol["description"])

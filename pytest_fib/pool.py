@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .zygote import kill_tree
+from .protocol import Reply, Request
 
 
 LOG_CAP = 64 << 20  # bytes of worker output kept between items
@@ -140,7 +141,7 @@ class WorkerProcess:
         except OSError:
             return 0
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, request: Request, timeout: float) -> Reply:
         self._wait_ready()
         self._cap_log()
         start_log = self.log_size()
@@ -165,7 +166,7 @@ class WorkerProcess:
                 raise WorkerLost(self._death(start_log)) from None
             if self.proc.poll() is not None and not self.conn.poll(0):
                 raise WorkerLost(self._death(start_log))
-        resp: dict[str, Any] = pickle.loads(data)
+        resp: Reply = pickle.loads(data)
         if resp.get("status") == "lost":
             raise WorkerLost(self._child_death(start_log, resp["code"]), replaced=False)
         resp["log"] = resp.get("log") or self.log_tail(start_log, 60)
@@ -261,10 +262,11 @@ class Pool:
                                         self.warm_profiler)
             self.started += 1
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, request: Request, timeout: float) -> Reply:
         self.start()
         if self.wrapper:
             return self._one_shot(request, timeout)
+        assert self.worker is not None  # started just above
         try:
             resp = self.worker.call(request, timeout)
         except WorkerLost as e:
@@ -275,7 +277,7 @@ class Pool:
         # zygote forks a fresh one for the next request.
         return resp
 
-    def _one_shot(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def _one_shot(self, request: Request, timeout: float) -> Reply:
         worker = self.worker
         assert worker is not None
         self.worker = None

@@ -85,9 +85,9 @@ def synthetic_workload(template: WorkloadRec, axes: dict[str, int], tag: str) ->
     """A workload with drawn axes; scalar inputs as the template gives them, the rest random."""
     inputs = {k: v for k, v in template.raw.get("inputs", {}).items()
               if isinstance(v, dict) and v.get("type") == "scalar"}
-    raw = {"uuid": f"property-{tag}", "axes": dict(axes), "inputs": inputs}
-    return WorkloadRec(template.definition, raw["uuid"], dict(axes), template.path, template.line,
-                       raw)
+    uuid = f"property-{tag}"
+    raw = {"uuid": uuid, "axes": dict(axes), "inputs": inputs}
+    return WorkloadRec(template.definition, uuid, dict(axes), template.path, template.line, raw)
 
 
 def make_test(definition: DefinitionRec, workloads: list[WorkloadRec], budget: int,

@@ -12,7 +12,8 @@ from typing import Any, Literal, TypedDict
 
 Op = Literal["correctness", "timing", "reference", "time_reference", "ping"]
 ReplyStatus = Literal["ok", "build_error", "compiled", "unavailable", "needs_package", "needs_gpu",
-                      "invalid", "runtime_error", "reference_error", "worker_error"]
+                      "invalid", "runtime_error", "reference_error", "worker_error",
+                      "lost"]  # lost: the zygote's word for a child that died mid-call
 
 
 class Where(TypedDict, total=False):
@@ -86,5 +87,6 @@ class Reply(_ReplyStatus, total=False):
     parts: int  # timing: solutions timed interleaved (2 with a baseline)
     checked: dict[int, Checked]  # timing: input set -> last timed output
     diagnostics: str  # a sanitizer or ncu report
+    code: int  # lost: the child's exit status
     pid: int  # ping
     execd: bool  # ping

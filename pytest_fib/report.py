@@ -196,6 +196,7 @@ def bar_chart_svg(title: str, rows: list[dict[str, Any]]) -> str:
     value = {(label(r), r["solution"]): r["speedup"] for r in rows}
     top = max([1.0, *value.values()]) * 1.1
     width, height, left, bottom = max(420, 60 + 26 * len(workloads) * len(solutions)), 300, 50, 60
+    x: float
     plot_h = height - bottom - 30
     bar_w = max(4, (width - left - 10) / max(1, len(workloads) * len(solutions)) - 2)
     colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]

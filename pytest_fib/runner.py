@@ -20,7 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -125,12 +125,13 @@ class Runner:
     def reference_call(self, case: Case, seed: int, **extra: Any) -> Reply:
         """The reference run by a worker under --fib-timeout: a hang is a TIMEOUT, an exception
         or a dead process a REFERENCE_ERROR, on this item only; the session goes on."""
-        req: Request = {"op": "reference", "definition": case.definition.raw,
-               "workload": case.workload.raw, "root": str(self.settings.dataset),
-               "where": {"definition": case.definition.path,
-                         "workload": f"{case.workload.path}:{case.workload.line}"},
-               "device": self.device, "seed": seed,
-               "transfer": "host" if self.refs_pool.wrapper else self.transfer, **extra}
+        req = cast(Request, {
+            "op": "reference", "definition": case.definition.raw,
+            "workload": case.workload.raw, "root": str(self.settings.dataset),
+            "where": {"definition": case.definition.path,
+                      "workload": f"{case.workload.path}:{case.workload.line}"},
+            "device": self.device, "seed": seed,
+            "transfer": "host" if self.refs_pool.wrapper else self.transfer, **extra})
         where = (f"{case.definition.path}; workload {case.workload.path}:"
                  f"{case.workload.line}")
         try:
@@ -158,7 +159,7 @@ class Runner:
 
     def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> Request:
         """A request to run the case's solution (``op``: correctness or timing)."""
-        return {  # type: ignore[typeddict-item]  # op and **extra: checked by the worker
+        return cast(Request, {  # op and **extra: the worker checks them
             "op": op, "definition": case.definition.raw, "workload": case.workload.raw,
             "solution": self.as_called(case), "root": str(self.settings.dataset),
             "where": {"definition": case.definition.path,
@@ -167,7 +168,7 @@ class Runner:
             "device": self.device, "needs_gpu": case.solution.needs_gpu, "seeds": seeds,
             # A one-shot worker (sanitizer, ncu) exits after answering: nothing it shared survives.
             "transfer": "host" if self.pool.wrapper else self.transfer, **extra,
-        }
+        })
 
     def convention(self, case: Case) -> convention.Convention:
         """How the solution is called (destination-passing or value-returning), and why."""
@@ -204,32 +205,32 @@ class Runner:
             raise fail(status, f"{status.word}: {e}", log=str(e)) from None
         if "diagnostics" in resp:
             self.diagnose(case, resp["diagnostics"])
-        status = resp["status"]
-        if status == "build_error":
+        answer = resp["status"]
+        if answer == "build_error":
             text = (f"COMPILE_ERROR: {case.solution.name} ({case.solution.path}) did not build:\n"
                     f"{resp['message'].strip()}\n--- compiler errors ---\n{resp['errors']}"
                     f"{binding_hint(case)}")
             raise fail(Status.COMPILE_ERROR, text, log=text)
-        if status == "compiled":
+        if answer == "compiled":
             took = resp.get("build_seconds", 0)
             raise CompiledOnly(Outcome(Status.COMPILED, f"{case.solution.language} solution "
                                        "compiled OK " + (f"({took:.1f} s)" if took >= 0.05
                                                          else "(cached build)")))
-        if status == "unavailable":
+        if answer == "unavailable":
             pytest.skip(f"compile check not possible here: {resp['message']}")
-        if status == "needs_package":
+        if answer == "needs_package":
             pytest.skip(f"{resp['message']} ({case.solution.path})")
-        if status == "needs_gpu":
+        if answer == "needs_gpu":
             pytest.skip(f"solution needs a CUDA GPU at run time: {resp['message']}")
-        if status == "invalid":
+        if answer == "invalid":
             raise fail(Status.INVALID_FILE, f"INVALID_FILE\n{resp['message']}")
-        if status == "runtime_error":
+        if answer == "runtime_error":
             hint = dps_hint(case, resp["message"]) if self.convention(case).dps else ""
             text = (f"RUNTIME_ERROR: {resp['message']}{hint}{self.called_as(case)}\n"
                     f"{resp.get('traceback', '')}\n--- worker output ---\n{resp.get('log', '')}"
                     ).strip()
             raise fail(Status.RUNTIME_ERROR, text, log=text)
-        if status != "ok":
+        if answer != "ok":
             raise worker_error(resp)
         return self.received(request, resp, case)
 

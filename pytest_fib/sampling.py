@@ -168,7 +168,7 @@ def noise(support: int, draws: int, exact: bool) -> float:
     """About the TVD between a correct sampler's frequencies over ``draws`` draws and the
     expected distribution on ``support`` tokens (sqrt(2/pi)/2 * sqrt(support/draws) for a
     uniform one; twice the variance against another sample)."""
-    return 0.4 * (support * (1 if exact else 2) / max(1, draws)) ** 0.5
+    return 0.4 * float((support * (1 if exact else 2) / max(1, draws)) ** 0.5)
 
 
 def judge_distribution(observed: Any, expected: Any, draws: int, exact: bool = True) -> Verdict:

@@ -264,7 +264,7 @@ def resolve(config: pytest.Config) -> Settings:
         v = config.getoption(option)
         if not v:
             return None
-        path = (config.invocation_params.dir / os.path.expanduser(v)).resolve()
+        path: Path = (config.invocation_params.dir / os.path.expanduser(v)).resolve()
         problem = output_dir_problem(path)
         if problem:
             flag = "--" + option.replace("_", "-")

@@ -53,7 +53,7 @@ def append_line(path: Path, obj: dict[str, Any]) -> None:
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
     """Every complete line; a torn last line (a kill mid-write) is ignored, not an error."""
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:

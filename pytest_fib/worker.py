@@ -26,6 +26,7 @@ from . import check, zygote
 from .build import (Builder, BuildFailure, CheckUnavailable, MissingPackage, compiler_errors,
                     missing_dependency, missing_module)
 from .transfer import Outbox
+from .protocol import Reply, Request, Trial
 
 # Text of errors after which the CUDA context is unusable: answer, then exit to be replaced.
 FATAL_MARKERS = ("illegal memory access", "CUDA error", "device-side assert", "unspecified launch",
@@ -87,7 +88,7 @@ def call_solution(runnable: Any, definition: Any, inputs: list[Any],
     return outs, returned
 
 
-def _error(e: BaseException, device: str, solution: Any = None) -> dict[str, Any]:
+def _error(e: BaseException, device: str, solution: Any = None) -> Reply:
     text = "".join(traceback.format_exception(e)).strip()
     short = f"{type(e).__name__}: {e}".strip()
     module = missing_module(short, solution) if isinstance(e, ImportError) and solution else None
@@ -100,7 +101,7 @@ def _error(e: BaseException, device: str, solution: Any = None) -> dict[str, Any
             "fatal": fatal}
 
 
-def _load(req: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _load(req: Request) -> tuple[Any, Any, Any]:
     from .models import validate
 
     return (validate("definition", req["definition"], req["where"]["definition"]),
@@ -285,7 +286,7 @@ class Worker:
         self.outbox = Outbox(ipc=True)
         self.solution: Any = None  # the one being built or run (names a missing package)
 
-    def build(self, req: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any] | None]:
+    def build(self, req: Request) -> tuple[Any, Any, Any, Reply | None]:
         definition, workload, solution = _load(req)
         self.solution = solution
         start = time.perf_counter()
@@ -313,7 +314,7 @@ class Worker:
                 "status": "compiled", "build_seconds": time.perf_counter() - start}
         return definition, workload, runnable, None
 
-    def op_correctness(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_correctness(self, req: Request) -> Reply:
         from .inputs import make_inputs
 
         definition, workload, runnable, early = self.build(req)
@@ -321,7 +322,7 @@ class Worker:
             return early
         device = req["device"]
         names = list(definition.inputs)
-        trials = []
+        trials: list[Trial] = []
         alive = []  # earlier trials' inputs stay allocated: every trial gets new addresses
         for seed in req["seeds"]:
             inputs = make_inputs(definition, workload, device, seed, req["root"])
@@ -338,7 +339,7 @@ class Worker:
             trials.append({"outputs": [self.outbox.pack(o) for o in outs],
                            "mutated": check.mutated_inputs(names, before, inputs),
                            "returned": returned})
-        resp: dict[str, Any] = {"status": "ok", "trials": trials}
+        resp: Reply = {"status": "ok", "trials": trials}
         if req.get("draws"):
             try:
                 resp["draws"] = self.draws(runnable, definition, alive[0], device, req["draws"])
@@ -367,7 +368,7 @@ class Worker:
             samples.append(out.to(torch.int32))
         return self.outbox.pack(torch.stack(samples))
 
-    def op_timing(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_timing(self, req: Request) -> Reply:
         """Time the solution over rotating input sets (interleaved with a baseline solution when
         the request names one); send back the outputs of the last timed calls so the controller
         can check that what was timed computed the right thing."""
@@ -407,14 +408,14 @@ class Worker:
         pristine = lambda seed: make_inputs(definition, workload, device, seed, req["root"])  # noqa: E731
         # The measurement goes back raw (CUPTI records, interleaved): the controller computes
         # the times and splits them among the solutions (timing.resolve), not this process.
-        resp: dict[str, Any] = {"status": "ok", "measurement": m.to_json(), "parts": len(timed),
+        resp: Reply = {"status": "ok", "measurement": m.to_json(), "parts": len(timed),
                                 "checked": mine.checked(req["recheck"], req["iterations"], pristine,
                                                         list(definition.inputs), self.outbox),
                                 "tampered": self.guard.changed()}
         resp["fatal"] = bool(resp["tampered"])
         return resp
 
-    def build_baseline(self, req: dict[str, Any], definition: Any) -> Any:
+    def build_baseline(self, req: Request, definition: Any) -> Any:
         """The baseline's runnable, or why there is none (it is context, never a verdict)."""
         from .models import validate
 
@@ -426,7 +427,7 @@ class Worker:
         reclaim_crash_handler()
         return runnable if runnable is not None else "compile-only on this machine"
 
-    def op_time_reference(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_time_reference(self, req: Request) -> Reply:
         """Time the definition's reference (this worker never runs solution code)."""
         import torch
         from flashinfer_bench.compile import BuilderRegistry
@@ -446,18 +447,18 @@ class Worker:
                                clock=req.get("clock", "auto"))
         return {"status": "ok", "measurement": m.to_json()}
 
-    def op_reference(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_reference(self, req: Request) -> Reply:
         """The definition's reference (reference.py); this process runs no solution code."""
         from .reference import reference_op
 
         return reference_op(req, self.outbox)
 
-    def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_ping(self, req: Request) -> Reply:
         """Alive; and how this process started (tools/switch_cost.py)."""
         return {"status": "ok", "pid": os.getpid(), "execd": EXECD[0]}
 
-    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
-        op: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(self, f"op_{req['op']}",
+    def handle(self, req: Request) -> Reply:
+        op: Callable[[Request], Reply] | None = getattr(self, f"op_{req['op']}",
                                                                          None)
         if op is None:
             return {"status": "worker_error", "message": f"unknown op {req['op']!r}"}
@@ -484,7 +485,7 @@ def warm_profiler() -> None:
     if not torch.cuda.is_available():
         return
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        torch.cuda._sleep(10)  # type: ignore[attr-defined]
+        torch.cuda._sleep(10)  # type: ignore[attr-defined,no-untyped-call,unused-ignore]
         torch.cuda.synchronize()
     prof.events()
     from .timing import marker_name

@@ -842,9 +842,4 @@ def run_replayed(config: pytest.Config, session: Session) -> int:
     return int(wrap_session(config, doit))
 
 
-def shipped_files(config: pytest.Config) -> list[str]:
-    """The project files --modal would ship (for tests and `--modal --collect-only` checks)."""
-    return make_plan(config, Options.from_config(config)).files.files
-
-
-__all__ = ["main", "modal_credentials", "make_plan", "Options", "Session", "shipped_files"]
+__all__ = ["main", "modal_credentials", "make_plan", "Options", "Session"]

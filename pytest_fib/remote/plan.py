@@ -206,10 +206,6 @@ class Arg:
     values: list[str]
     raw: list[str]  # the tokens as given
 
-    @property
-    def positional(self) -> bool:
-        return self.name is None
-
     def tokens(self) -> list[str]:
         if self.name is None:
             return list(self.values)
