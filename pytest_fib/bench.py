@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 import types
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 # The pytest-benchmark versions this adapter is checked against: from SUPPORTED[0] (inclusive) up to
 # SUPPORTED[1] (exclusive), the range pyproject.toml declares. The floor is 5.3.1 because earlier

@@ -8,7 +8,6 @@ import re
 
 from .settings import Settings
 
-
 NCU_METRICS = ("gpu__time_duration.sum,dram__bytes.sum,"
                "sm__throughput.avg.pct_of_peak_sustained_elapsed")
 

@@ -65,7 +65,7 @@ class FibSuite(pytest.Directory):
         return suite
 
     def _mine(self, sol: SolutionRec) -> bool:
-        return self.origin == "all" or sol.origin == self.origin
+        return self.origin in ("all", sol.origin)
 
     def _entries(self) -> Iterable[pytest.Item | pytest.Collector]:
         """What ``pytest.Dir`` collects here: sub-folders and test files, by name."""

@@ -7,8 +7,8 @@ that needs them (or, for modal, only with ``--modal``). ``tests/test_plugin_impo
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -70,7 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-pack", dest="fib_pack", metavar="DIR",
         help="write the Solution JSON of every local solution, as tested, into DIR.")
     add("--fib-traces", dest="fib_traces", metavar="DIR",
-        help="append results as FlashInfer-Trace JSONL to DIR/traces/<author>/<op_type>/<def>.jsonl")
+        help="append results as FlashInfer-Trace JSONL to "
+             "DIR/traces/<author>/<op_type>/<def>.jsonl")
     add("--fib-resume", dest="fib_resume", action="store_true", default=None,
         help="do not run items already recorded in --fib-traces for the same solution, "
              "definition, workload, tolerances, seed and harness: report the recorded outcome.")

@@ -17,11 +17,9 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
-from .zygote import kill_tree
 from .protocol import Reply, Request
-
+from .zygote import kill_tree
 
 LOG_CAP = 64 << 20  # bytes of worker output kept between items
 STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loaded machine
@@ -157,7 +155,8 @@ class WorkerProcess:
                     raise WorkerLost(self._crashed(start_log, timeout))
                 self.kill()
                 raise WorkerLost(f"timed out after {timeout:g} s (--fib-timeout); the worker was "
-                                 f"killed and replaced. Its last output:\n{self.log_tail(start_log)}")
+                                 "killed and replaced. Its last output:\n"
+                                 f"{self.log_tail(start_log)}")
             try:
                 if self.conn.poll(min(remaining, 1.0)):
                     data = self.conn.recv_bytes()

@@ -49,11 +49,12 @@ def constraint_check(definition: DefinitionRec) -> tuple[list[Any], list[str]]:
 def satisfies(codes: list[Any], values: dict[str, int]) -> bool:
     try:
         return all(eval(code, {"__builtins__": {}}, dict(values)) for code in codes)
-    except Exception:
+    except Exception:  # noqa: BLE001 -- a constraint that cannot be evaluated is not met
         return False
 
 
-def axis_caps(definition: DefinitionRec, workloads: list[WorkloadRec], budget: int) -> dict[str, int]:
+def axis_caps(definition: DefinitionRec, workloads: list[WorkloadRec],
+              budget: int) -> dict[str, int]:
     """Per var axis: the largest value that keeps one example within the budget (others at their
     smallest seen value), never above the largest value the workloads use."""
     lows = {a: max(1, min((w.axes.get(a, 1) for w in workloads), default=1))

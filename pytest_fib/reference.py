@@ -6,6 +6,7 @@ patches torch patches only its own process."""
 from __future__ import annotations
 
 from typing import Any
+
 from .protocol import Reply, Request
 
 

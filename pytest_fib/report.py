@@ -88,7 +88,8 @@ def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
             "definition": definition, "solution": solution,
             "passed": sum(r.status == "PASSED" for r in recs), "cases": len(recs),
             "timed": len(timed),
-            "median_latency_ms": statistics.median(t["latency_ms"] for t in timed) if timed else None,
+            "median_latency_ms": (statistics.median(t["latency_ms"] for t in timed)
+                                  if timed else None),
             "speedup_mean": statistics.fmean(speedups) if speedups else None,
             "speedup_geomean": statistics.geometric_mean(speedups) if speedups else None,
             "pct_of_peak": statistics.fmean(pct) if pct else None,
@@ -216,8 +217,9 @@ def bar_chart_svg(title: str, rows: list[dict[str, Any]]) -> str:
                              f'height="{h:.1f}" fill="{colors[j % len(colors)]}">'
                              f'<title>{sol} {w}: {v:.2f}x</title></rect>')
             x += bar_w + 2
-        parts.append(f'<text x="{x - (bar_w + 2) * len(solutions) / 2:.1f}" y="{height - bottom + 42}" '
-                     f'text-anchor="end" transform="rotate(-35 {x - (bar_w + 2) * len(solutions) / 2:.1f},'
+        mid = x - (bar_w + 2) * len(solutions) / 2
+        parts.append(f'<text x="{mid:.1f}" y="{height - bottom + 42}" '
+                     f'text-anchor="end" transform="rotate(-35 {mid:.1f},'
                      f'{height - bottom + 42})">{w}</text>')
         x += 6
     for j, sol in enumerate(solutions):

@@ -247,7 +247,7 @@ class Runner:
                 part["outputs"] = [transfer.unpack(o) for o in part["outputs"]]
             if resp.get("draws") is not None:
                 resp["draws"] = transfer.unpack(resp["draws"])
-        except Exception as e:  # noqa: BLE001 -- any failure to map: fall back, say so once
+        except Exception as e:  # any failure to map: fall back, say so once
             if request.get("transfer") == "host":
                 raise
             self.transfer = "host"
@@ -574,8 +574,9 @@ class Runner:
 
 def worker_error(resp: Reply) -> FibFailure:
     """A worker answer of no known kind: pytest-fib's own bug."""
-    return fail(Status.WORKER_ERROR, "pytest-fib worker error (a bug in pytest-fib, please report): "
-                                     f"{resp.get('message')}\n{resp.get('traceback', '')}")
+    return fail(Status.WORKER_ERROR,
+                "pytest-fib worker error (a bug in pytest-fib, please report): "
+                f"{resp.get('message')}\n{resp.get('traceback', '')}")
 
 
 def resolved(req: Request, send: Callable[[], Reply]) -> tuple[Reply, list[Any]]:

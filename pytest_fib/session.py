@@ -98,7 +98,8 @@ def load(settings: Settings) -> FibSession:
 
 
 def orphan_problem(fib: FibSession, sol: SolutionRec) -> Problem:
-    """A solution for a definition the dataset lacks (or cannot load): a load failure of its file."""
+    """A solution for a definition the dataset lacks (or cannot load): a load failure of its
+    file."""
     bad = fib.dataset.unusable.get(sol.definition)
     if bad is not None:
         return Problem(sol.path, None, f"its definition {sol.definition!r} cannot be loaded: "

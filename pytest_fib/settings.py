@@ -98,7 +98,8 @@ def parse_size(text: str, source: str) -> int:
     try:
         return int(float(m.group(1)) * scale)
     except ValueError:
-        raise _usage(source, text, "not a size", "Use bytes or a unit, e.g. 64MB or 1GiB.") from None
+        raise _usage(source, text, "not a size",
+                     "Use bytes or a unit, e.g. 64MB or 1GiB.") from None
 
 
 def _first(config: pytest.Config, option: str, env: str | None, ini: str | None) -> tuple[Any, str]:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MARKER_CYCLES = 1000  # torch.cuda._sleep: a ~1 us kernel that separates iterations in the trace
 # The marker kernel's exact name in a CUPTI trace (learned once per process by marker_name();

@@ -19,14 +19,22 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
 from . import check, zygote
-from .build import (Builder, BuildFailure, CheckUnavailable, MissingPackage, compiler_errors,
-                    missing_dependency, missing_module)
-from .transfer import Outbox
+from .build import (
+    Builder,
+    BuildFailure,
+    CheckUnavailable,
+    MissingPackage,
+    compiler_errors,
+    missing_dependency,
+    missing_module,
+)
 from .protocol import Reply, Request, Trial
+from .transfer import Outbox
 
 # Text of errors after which the CUDA context is unusable: answer, then exit to be replaced.
 FATAL_MARKERS = ("illegal memory access", "CUDA error", "device-side assert", "unspecified launch",
@@ -123,7 +131,8 @@ class _Timed:
         self.outs = [poisoned_outputs(definition, inp, device) if self.dps else [] for inp in sets]
         self.last: dict[int, Any] = {}
         # The timed iteration after which each re-checked set's outputs are snapshotted: its last.
-        self.snap_at = {max(range(k, iterations, len(sets))): k for k in recheck or [] if k < iterations}
+        self.snap_at = {max(range(k, iterations, len(sets))): k
+                        for k in recheck or [] if k < iterations}
         self.snaps: dict[int, list[Any]] = {}
 
     def call(self, i: int) -> None:
@@ -195,8 +204,8 @@ class Guard:
     # were before any solution code ran. Replacing an unlisted helper of the timing path, or
     # shadowing a method on a class whose identity stays the same, shows here.
     HARNESS_SPACES = ("pytest_fib.check", "pytest_fib.inputs", "pytest_fib.transfer")
-    TIMER_SPACES = HARNESS_SPACES + (
-        "pytest_fib.timing", "pytest_fib.worker", "time", "torch.profiler",
+    TIMER_SPACES = (
+        *HARNESS_SPACES, "pytest_fib.timing", "pytest_fib.worker", "time", "torch.profiler",
         "torch.profiler.profiler", "torch.autograd.profiler", "torch.autograd.profiler_util",
         "torch.cuda")
 
@@ -275,7 +284,7 @@ class Guard:
         HARNESS), or everything the timing path touches too (the default)."""
         spaces = self.HARNESS_SPACES if names == self.HARNESS else self.TIMER_SPACES
         named = [n for n in (names or self.NAMES)
-                 if any(a is not b for a, b in zip(self._identity(n), self.saved[n]))]
+                 if any(a is not b for a, b in zip(self._identity(n), self.saved[n], strict=False))]
         return named + [c for c in self._space_changes(spaces) if c not in named]
 
 
@@ -330,7 +339,7 @@ class Worker:
             alive.append(inputs)
             try:
                 outs, returned = call_solution(runnable, definition, inputs, device)
-            except BaseException as e:  # noqa: BLE001 -- any failure of solution code is a verdict
+            except BaseException as e:  # any failure of solution code is a verdict
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 return _error(e, device, self.solution)
@@ -343,7 +352,7 @@ class Worker:
         if req.get("draws"):
             try:
                 resp["draws"] = self.draws(runnable, definition, alive[0], device, req["draws"])
-            except BaseException as e:  # noqa: BLE001 -- solution code failed
+            except BaseException as e:  # solution code failed
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 return _error(e, device, self.solution)
@@ -399,7 +408,7 @@ class Worker:
                 m = timing.measure(call, device=device, warmup=req["warmup"] * len(timed),
                                    iterations=req["iterations"] * len(timed), before=before,
                                    after=after, clock=req.get("clock", "auto"))
-        except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
+        except BaseException as e:  # solution code failed while timed
             if isinstance(e, KeyboardInterrupt):
                 raise
             return _error(e, device, self.solution)
@@ -466,7 +475,7 @@ class Worker:
         self.outbox.ipc = req.get("transfer", "ipc") == "ipc"
         try:
             return op(req)
-        except Exception as e:  # the harness's own bug or invalid input files: report, go on
+        except Exception as e:  # noqa: BLE001 -- the harness's bug or invalid input files: report
             from .inputs import WorkloadError
             from .models import InvalidFile
 

@@ -27,8 +27,9 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+
 from .protocol import Request
 
 # How a child starts: "1" = it execs a fresh interpreter; "auto" (a GPU session) = it runs on in

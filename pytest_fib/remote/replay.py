@@ -22,8 +22,9 @@ import dataclasses
 import io
 import json
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import pytest
 
@@ -150,7 +151,7 @@ class ReplayPlugin:
     in ``pytest_runtestloop`` and replays its reports. ``run`` returns the exit code and fills
     ``received``; ``after`` runs once this side's plugins have finished the session."""
 
-    def __init__(self, run: Callable[["ReplayPlugin"], int],
+    def __init__(self, run: Callable[[ReplayPlugin], int],
                  after: Callable[[], None]) -> None:
         self.run = run
         self.after = after
