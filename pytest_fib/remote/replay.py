@@ -175,10 +175,12 @@ class ReplayPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
+        """Collect nothing: the remote session's reports are replayed instead."""
         return True  # nothing is collected here
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        """Run the remote session, replaying its reports here as they arrive."""
         self.exitstatus = self.run(self)
         if self.exitstatus == int(pytest.ExitCode.INTERRUPTED):
             # as if interrupted here: this side's terminal reporter expects the exception
@@ -192,4 +194,5 @@ class ReplayPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Bring the shards' files home once every plugin has finished."""
         self.after()
