@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 # The pytest-benchmark versions this adapter is checked against: from SUPPORTED[0] (inclusive) up to
@@ -77,7 +77,8 @@ class ReplayClock:
         return self._now
 
 
-def feed(benchmark: Any, samples_s: list[float], clock: str, extra_info: dict[str, Any]) -> None:
+def feed(benchmark: Any, samples_s: list[float], clock: str,
+         extra_info: Mapping[str, Any]) -> None:
     """Record externally measured samples as this item's benchmark (one round per sample)."""
     benchmark.extra_info.update(extra_info)
     if getattr(benchmark, "disabled", False):

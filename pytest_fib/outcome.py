@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -92,6 +92,38 @@ class Status(enum.Enum):
                 and any(n.startswith(f"{s.word}:") for n in notes)]
 
 
+class _Timing(TypedDict):
+    definition: str
+    op_type: str
+    workload_uuid: str
+    axes: dict[str, int]
+    solution: str
+    author: str
+    language: str
+    clock: str  # "cuda-cupti", "cuda-events", "host" ... (timing.py)
+    device: str
+    latency_ms: float  # median
+    iqr_ms: float
+    samples: int
+    reference_latency_ms: float
+    speedup: float  # reference / solution
+    bytes: int  # inputs + outputs
+    achieved_GBps: float
+    notes: list[str]
+
+
+class TimingInfo(_Timing, total=False):
+    """A timing pass's summary: JSON-safe, pytest-benchmark's extra_info, the report's rows."""
+
+    peak_bandwidth_GBps: float  # on a GPU whose peak is known
+    pct_of_peak_bandwidth: float
+    gpu: str
+    baseline: str  # --fib-baseline: the solution timed interleaved with this one
+    speedup_vs_baseline: float
+    speedup_vs_baseline_ci95: list[float]
+    baseline_latency_ms: float
+
+
 @dataclasses.dataclass
 class Outcome:
     """What one run of an item came to: its status, the message the item shows, the log and
@@ -102,7 +134,7 @@ class Outcome:
     log: str = ""  # what the result record and trace keep (not always the message)
     # correctness metrics: max_abs, max_rel, matched_ratio (only those measured)
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
-    timing: dict[str, Any] | None = None  # JSON-safe summary (also pytest-benchmark extra_info)
+    timing: TimingInfo | None = None  # a timing pass's summary
     samples_s: list[float] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)  # timing notes (e.g. SIDE_STREAM)
 

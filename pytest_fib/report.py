@@ -6,6 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .outcome import TimingInfo
 from .paths import component, inside
 from .results import Record
 from .session import FibSession
@@ -175,7 +176,7 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
 
 def speedup_plots(fib: FibSession, out: Path) -> list[tuple[str, Path]]:
     """One bar chart per definition: speedup (reference / solution) per workload and solution."""
-    by_def: dict[str, list[dict[str, Any]]] = {}
+    by_def: dict[str, list[TimingInfo]] = {}
     for rec in fib.results:
         if rec.timing is not None:
             by_def.setdefault(rec.timing["definition"], []).append(rec.timing)
@@ -187,10 +188,10 @@ def speedup_plots(fib: FibSession, out: Path) -> list[tuple[str, Path]]:
     return plots
 
 
-def bar_chart_svg(title: str, rows: list[dict[str, Any]]) -> str:
+def bar_chart_svg(title: str, rows: list[TimingInfo]) -> str:
     from .cases import safe
 
-    def label(r: dict[str, Any]) -> str:
+    def label(r: TimingInfo) -> str:
         return safe("-".join(f"{k}={v}" for k, v in sorted(r["axes"].items())))
     workloads = sorted({label(r) for r in rows}, key=lambda w: (len(w), w))
     solutions = sorted({r["solution"] for r in rows})

@@ -23,7 +23,7 @@ import pytest
 
 from .cases import Case
 from .keys import FIB_SESSION
-from .outcome import TRACE_STATUSES, Outcome, Status
+from .outcome import TRACE_STATUSES, Outcome, Status, TimingInfo
 
 if TYPE_CHECKING:
     from .nodes import FibItem
@@ -38,7 +38,7 @@ class Record:
     status: str | None = None  # Status.recorded_as of its last verdict
     log: str = ""  # kept in the trace line and the report's failure list
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # max_abs, max_rel, ...
-    timing: dict[str, Any] | None = None  # the timing summary (benchmark extra_info)
+    timing: TimingInfo | None = None  # the timing summary (benchmark extra_info)
     samples_s: list[float] = dataclasses.field(default_factory=list)
 
     def wire(self) -> dict[str, Any]:

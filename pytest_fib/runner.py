@@ -37,7 +37,7 @@ from .inputs import (
     trial_seed,
 )
 from .models import InvalidFile, validate
-from .outcome import CompiledOnly, FibFailure, FibSkip, Outcome, Status, fail
+from .outcome import CompiledOnly, FibFailure, FibSkip, Outcome, Status, TimingInfo, fail
 from .pool import Pool, WorkerLost
 from .protocol import Reply, Request
 from .session import FibSession
@@ -469,9 +469,10 @@ class Runner:
         info = self.timing_info(case, m, ref_m)
         if len(parts) > 1 and parts[1].samples_s and baseline is not None:
             point, lo, hi = timing.ratio_ci(parts[1].samples_s, m.samples_s)
-            info.update(baseline=baseline.name, speedup_vs_baseline=point,
-                        speedup_vs_baseline_ci95=[lo, hi],
-                        baseline_latency_ms=timing.summarize(parts[1].samples_s)["median_ms"])
+            info["baseline"] = baseline.name
+            info["speedup_vs_baseline"] = point
+            info["speedup_vs_baseline_ci95"] = [lo, hi]
+            info["baseline_latency_ms"] = timing.summarize(parts[1].samples_s)["median_ms"]
         peak = info.get("peak_bandwidth_GBps")
         if peak and info["achieved_GBps"] > 1.05 * peak:
             raise fail(
@@ -542,7 +543,7 @@ class Runner:
         self._ref_times[key] = m
         return m
 
-    def timing_info(self, case: Case, m: Any, ref_m: Any) -> dict[str, Any]:
+    def timing_info(self, case: Case, m: Any, ref_m: Any) -> TimingInfo:
         """The JSON-safe timing summary (pytest-benchmark's extra_info, the report's rows)."""
         from . import timing
 
@@ -550,12 +551,12 @@ class Runner:
         latency = stats["median_ms"]
         ref_latency = timing.summarize(ref_m.samples_s)["median_ms"]
         nbytes = case.definition.nbytes(case.workload.axes)
-        info: dict[str, Any] = {
+        info: TimingInfo = {
             "definition": case.definition.name, "op_type": case.definition.op_type,
             "workload_uuid": case.workload.uuid, "axes": dict(case.workload.axes),
             "solution": case.solution.name, "author": case.solution.author,
             "language": case.solution.language, "clock": m.clock, "device": self.device,
-            "latency_ms": latency, "iqr_ms": stats["iqr_ms"], "samples": stats["n"],
+            "latency_ms": latency, "iqr_ms": stats["iqr_ms"], "samples": int(stats["n"]),
             "reference_latency_ms": ref_latency,
             "speedup": ref_latency / latency if latency > 0 else 0.0,
             "bytes": nbytes, "achieved_GBps": nbytes / (latency / 1e3) / 1e9 if latency else 0.0,
