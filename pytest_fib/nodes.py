@@ -292,7 +292,13 @@ def _judged(item: FibItem, run: Callable[[], Outcome]) -> None:
     fib = _fib(item)
     if expect["gpu"] and fib.settings.device != "cuda":
         pytest.skip(f"self-test exploit {expect['expect']} needs a GPU")
-    wanted = Status.named(expect["expect"])
+    try:
+        wanted = Status.named(expect["expect"])
+    except KeyError:
+        known = ", ".join(s.word for s in Status if s.recorded_as not in (None, "PASSED"))
+        raise fail(Status.SELFTEST, f"SELFTEST: exploit {item.case.solution.name!r} expects "
+                   f"{expect['expect']!r}, which is no status pytest-fib reports (the checks: "
+                   f"{known}, SIDE_STREAM)") from None
     try:
         outcome = run()
         got, text = Status.PASSED, ""
