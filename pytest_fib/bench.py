@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 import types
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 # The pytest-benchmark versions this adapter is checked against: from SUPPORTED[0] (inclusive) up to
 # SUPPORTED[1] (exclusive), the range pyproject.toml declares. The floor is 5.3.1 because earlier
@@ -76,7 +77,8 @@ class ReplayClock:
         return self._now
 
 
-def feed(benchmark: Any, samples_s: list[float], clock: str, extra_info: dict[str, Any]) -> None:
+def feed(benchmark: Any, samples_s: list[float], clock: str,
+         extra_info: Mapping[str, Any]) -> None:
     """Record externally measured samples as this item's benchmark (one round per sample)."""
     benchmark.extra_info.update(extra_info)
     if getattr(benchmark, "disabled", False):
@@ -113,9 +115,9 @@ def add_from_report(config: Any, payload: dict[str, Any]) -> None:
     fixture = types.SimpleNamespace(
         name=payload["name"], fullname=payload["fullname"], group=None, param=None, params=None,
         extra_info=payload["extra_info"], cprofile_stats=None, has_error=False)
-    meta = Metadata(fixture, iterations=1, options={
+    meta = Metadata(fixture, iterations=1, options={  # type: ignore[no-untyped-call,unused-ignore]
         "disable_gc": False, "timer": f"pytest-fib.{payload['clock']}", "min_rounds": 1,
         "max_time": 0, "min_time": 0, "precision": 0, "confidence": None, "warmup": False})
     for sample in payload["samples_s"]:
-        meta.update(sample)
+        meta.update(sample)  # type: ignore[no-untyped-call,unused-ignore]
     bs.benchmarks.append(meta)

@@ -19,9 +19,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _ERROR_LINE = re.compile(r"(error|Error|ERROR|undefined reference|fatal)")
 
@@ -167,7 +168,7 @@ class Builder:
         with capture_fds() as log:
             try:
                 runnable = BuilderRegistry.get_instance().build(definition, solution)
-            except Exception as e:  # BuildError, and anything a builder lets escape
+            except Exception as e:  # noqa: BLE001 -- BuildError, and anything a builder lets escape
                 error = e
         if error is not None:
             raise BuildFailure(str(error), log[0] if log else "")
@@ -226,12 +227,12 @@ def compile_check_torch(solution: Any) -> None:
             raise BuildFailure(f"nvcc not found at {nvcc}: set CUDA_HOME to your CUDA toolkit")
 
         def run(cmd: list[str]) -> tuple[int, str]:
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, check=False)
             return proc.returncode, (proc.stdout + proc.stderr).replace(tmp + "/", "")
 
         with ThreadPoolExecutor(max_workers=max(1, min(len(cmds), os.cpu_count() or 1))) as ex:
             results = list(ex.map(run, cmds))
-        failed = [(u.name, out) for u, (rc, out) in zip(units, results) if rc != 0]
+        failed = [(u.name, out) for u, (rc, out) in zip(units, results, strict=False) if rc != 0]
         stubbed = _STUB_USE.search("\n".join(out for _, out in failed))
         if failed and stubbed:
             raise CheckUnavailable(
@@ -243,5 +244,5 @@ def compile_check_torch(solution: Any) -> None:
             log = "\n".join(f"--- {name}\n{out}" for name, out in failed)
             raise BuildFailure(
                 f"compilation failed in {', '.join(n for n, _ in failed)} (compile check without "
-                f"a GPU: torch {torch.__version__} headers, {Path(nvcc).resolve()}; flashinfer-bench "
-                "builds the same sources the same way on a GPU machine)", log)
+                f"a GPU: torch {torch.__version__} headers, {Path(nvcc).resolve()}; "
+                "flashinfer-bench builds the same sources the same way on a GPU machine)", log)

@@ -45,8 +45,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -77,7 +78,7 @@ def _cuda_version(cuda_home: str) -> str:
         pass
     try:
         out = subprocess.run([str(Path(cuda_home) / "bin" / "nvcc"), "--version"],
-                             capture_output=True, text=True, timeout=60).stdout
+                             capture_output=True, text=True, timeout=60, check=False).stdout
         return out.strip().splitlines()[-1] if out.strip() else "none"
     except (OSError, subprocess.SubprocessError):
         return "none"
@@ -85,7 +86,8 @@ def _cuda_version(cuda_home: str) -> str:
 
 def _compiler_version(cxx: str) -> str:
     try:
-        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60,
+                             check=False)
         return out.stdout.splitlines()[0] if out.stdout else "none"
     except (OSError, subprocess.SubprocessError, IndexError):
         return "none"
@@ -250,11 +252,11 @@ def _builder_home(folder: Path) -> Iterator[None]:
     saved = os.environ.get("FIB_CACHE_PATH")
     saved_writer = torch_builder.write_sources_to_path
     os.environ["FIB_CACHE_PATH"] = str(folder)
-    torch_builder.write_sources_to_path = write_changed  # type: ignore[assignment]
+    torch_builder.write_sources_to_path = write_changed  # type: ignore[assignment,unused-ignore]
     try:
         yield
     finally:
-        torch_builder.write_sources_to_path = saved_writer  # type: ignore[assignment]
+        torch_builder.write_sources_to_path = saved_writer  # type: ignore[assignment,unused-ignore]
         if saved is None:
             os.environ.pop("FIB_CACHE_PATH", None)
         else:
@@ -477,7 +479,8 @@ class BuildCache:
             return waiting[id(raw)]
 
         flags = [must_wait(i) for i in items]
-        return [i for i, w in zip(items, flags) if not w] + [i for i, w in zip(items, flags) if w]
+        return ([i for i, w in zip(items, flags, strict=True) if not w]
+                + [i for i, w in zip(items, flags, strict=True) if w])
 
     def start(self, cases: list[Any]) -> None:
         """Build ahead every CUDA/C++ solution of these cases (in their order) that the cache
@@ -536,7 +539,7 @@ def setup(config: pytest.Config, fib: Any) -> BuildCache:
                        bool(config.getoption("fib_rebuild", False)))
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
-        cache.write = lambda line: terminal.write_line(line)
+        cache.write = terminal.write_line
     return cache
 
 

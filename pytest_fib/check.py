@@ -8,7 +8,8 @@ Where it is wrong, this is stricter:
 * a NaN in the reference compares False both ways there, so any value passes: here a non-finite
   reference element must be matched exactly (NaN by NaN, +inf by +inf);
 * outputs are poisoned before each call, so NaN left in an output means "not written";
-* inputs are compared bit-for-bit with the pre-call values: a solution that mutates its inputs fails.
+* inputs are compared bit-for-bit with the pre-call values: a solution that mutates its inputs
+  fails.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def compare_tensor(name: str, out: Any, ref: Any, atol: float, rtol: float,
         return Verdict("INCORRECT_SHAPE", f"output {name!r}: shape {tuple(out.shape)}, expected "
                                           f"{tuple(ref.shape)}")
     if out.dtype != ref.dtype:
-        return Verdict("INCORRECT_DTYPE", f"output {name!r}: dtype {out.dtype}, expected {ref.dtype}")
+        return Verdict("INCORRECT_DTYPE",
+                       f"output {name!r}: dtype {out.dtype}, expected {ref.dtype}")
     if out.numel() == 0:
         return Verdict("PASSED")
     if rule == SAMPLES:
@@ -152,7 +154,8 @@ def compare_outputs(names: list[str], outs: list[Any], refs: list[Any], atol: fl
         return Verdict("INCORRECT_SHAPE", f"returned {len(outs)} output(s), the definition has "
                                           f"{len(refs)}: {names}")
     worst = Verdict("PASSED", matched_ratio=1.0)
-    for name, out, ref, rule in zip(names, outs, refs, rules or [CLOSE] * len(refs)):
+    for name, out, ref, rule in zip(names, outs, refs, rules or [CLOSE] * len(refs),
+                                    strict=False):
         v = compare_tensor(name, out, ref, atol, rtol, required, rule)
         if not v.passed:
             return v
@@ -167,16 +170,18 @@ def mutated_inputs(names: list[str], before: list[Any], after: list[Any]) -> str
     import torch
 
     changed = []
-    for name, b, a in zip(names, before, after):
+    for name, b, a in zip(names, before, after, strict=False):
         if not isinstance(b, torch.Tensor):
             continue
         if not isinstance(a, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
             changed.append(f"{name} (replaced)")
             continue
-        a = a.to(b.device)
-        same = torch.equal(a, b) or bool(((a == b) | (a != a) & (b != b)).all().item())
+        here = a.to(b.device)
+        # NaN is the one value unequal to itself: a NaN left as it was is not a change
+        both_nan = (here != here) & (b != b)  # noqa: PLR0124
+        same = torch.equal(here, b) or bool(((here == b) | both_nan).all().item())
         if not same:
-            n = int(((a != b) & ~((a != a) & (b != b))).sum().item())
+            n = int(((here != b) & ~both_nan).sum().item())
             changed.append(f"{name} ({n} of {b.numel()} elements changed)")
     if changed:
         return ("solution modified its input(s): " + ", ".join(changed) +

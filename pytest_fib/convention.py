@@ -126,15 +126,16 @@ NATIVE_SUFFIXES = (".cu", ".cuh", ".cpp", ".cc", ".cxx", ".h", ".hpp")
 
 def _native_definition(text: str, target: str) -> Any:
     """A definition of ``target``: its return type, the name, a parameter list, then a body."""
-    return re.search(r"([\w:<>,&*]+)\s*[&*]?\s+" + re.escape(target) + r"\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)"
-                  r"\s*(?:const\s*)?(?:noexcept\s*)?\{", text)
+    return re.search(r"([\w:<>,&*]+)\s*[&*]?\s+" + re.escape(target)
+                     + r"\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)"
+                     r"\s*(?:const\s*)?(?:noexcept\s*)?\{", text)
 
 
 def _split_top(text: str) -> list[str]:
     """Split a parameter list at commas outside <...> and (...)."""
     parts, depth, cur = [], 0, ""
     for ch in text:
-        depth += ch in "<(" and 1 or ch in ">)" and -1 or 0
+        depth += (ch in "<(" and 1) or (ch in ">)" and -1) or 0
         if ch == "," and depth == 0:
             parts.append(cur)
             cur = ""

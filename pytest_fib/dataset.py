@@ -1,11 +1,11 @@
 """Locate and read a FlashInfer-Trace dataset for collection, without torch.
 
-Collection must stay fast and torch-free (``import flashinfer_bench.data`` imports torch: about 2 s),
-so this module reads the JSON only for what items need: names, op types, axes, dtypes, uuids. Full
-validation with flashinfer-bench's pydantic models happens at item setup (``models.py``). The light
-checks here mirror exactly the schema rules that make flashinfer-bench 0.1.2 refuse a file, so that
-``--collect-only`` can already name every unloadable file; ``tests/test_dataset.py`` pins them to the
-installed flashinfer-bench so the two cannot drift apart silently.
+Collection must stay fast and torch-free (``import flashinfer_bench.data`` imports torch: about
+2 s), so this module reads the JSON only for what items need: names, op types, axes, dtypes, uuids.
+Full validation with flashinfer-bench's pydantic models happens at item setup (``models.py``). The
+light checks here mirror exactly the schema rules that make flashinfer-bench 0.1.2 refuse a file, so
+that ``--collect-only`` can already name every unloadable file; ``tests/test_dataset.py`` pins them
+to the installed flashinfer-bench so the two cannot drift apart silently.
 
 One bad file never hides the others: each becomes a ``Problem`` naming the file (and line) and the
 reason, and the rest loads.
@@ -17,8 +17,9 @@ import ast
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import paths
 
@@ -67,7 +68,8 @@ class DefinitionRec:
     def shape(self, tensor: dict[str, Any], axes: dict[str, int]) -> list[int] | None:
         if tensor.get("shape") is None:
             return None
-        consts = {k: a.get("value") for k, a in self.raw["axes"].items() if a.get("type") == "const"}
+        consts = {k: a.get("value") for k, a in self.raw["axes"].items()
+                  if a.get("type") == "const"}
         return [int(consts.get(ax, axes.get(ax, 0)) or 0) for ax in tensor["shape"]]
 
     def nbytes(self, axes: dict[str, int], which: str = "both") -> int:
@@ -112,12 +114,9 @@ class SolutionRec:
     expect: dict[str, Any] | None = None
 
     @property
-    def binding(self) -> str | None:
-        return self.raw["spec"].get("binding")
-
-    @property
     def needs_gpu(self) -> bool:
-        """Compiled CUDA cannot run without a GPU; Triton runs in its interpreter, C++ on the host."""
+        """Compiled CUDA cannot run without a GPU; Triton runs in its interpreter, C++ on the
+        host."""
         return self.language == "cuda" or any(
             s["path"].endswith((".cu", ".cuh")) for s in self.raw.get("sources", []))
 

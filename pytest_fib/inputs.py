@@ -93,7 +93,8 @@ def load_blobs(definition: Any, workload: Any, root: str | Path, device: str) ->
     and dtype at the workload's axes. Raises WorkloadError naming the file and key."""
     from flashinfer_bench.utils import dtype_str_to_torch_dtype
 
-    shapes = dict(zip(definition.inputs, definition.get_input_shapes(workload.axes)))
+    shapes = dict(zip(definition.inputs, definition.get_input_shapes(workload.axes),
+                      strict=False))
     out = {}
     for name, spec in workload.inputs.items():
         if spec.type != "safetensors":
@@ -132,7 +133,7 @@ def index_summary(definition: Any, workload: Any, inputs: list[Any]) -> str:
     import torch
 
     parts = []
-    for name, value in zip(definition.inputs, inputs):
+    for name, value in zip(definition.inputs, inputs, strict=False):
         spec = workload.inputs.get(name)
         if (spec is not None and spec.type == "safetensors" and isinstance(value, torch.Tensor)
                 and not value.is_floating_point() and value.numel()):
@@ -156,7 +157,7 @@ def make_inputs(definition: Any, workload: Any, device: str, seed: int, root: st
         torch.manual_seed(seed)
         values = gen_inputs(definition, workload, device=device, safe_tensors=blobs)
     values = [probabilities(definition, workload, name, v)
-              for name, v in zip(definition.inputs, values)]
+              for name, v in zip(definition.inputs, values, strict=False)]
     # gen_inputs hands out the cached blob itself (already on the device): copy it, so no caller
     # can change what the next one sees.
     return [v.clone() if isinstance(v, torch.Tensor) and v.data_ptr() in

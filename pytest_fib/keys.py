@@ -8,6 +8,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .session import FibSession
+    from .session import FibSession  # noqa: F401 -- named in the string below (a runtime value)
 
 FIB_SESSION = pytest.StashKey["FibSession"]()

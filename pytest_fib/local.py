@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ._toml import tomllib
-from .dataset import (Problem, SolutionRec, _read_json, check_solution, not_utf8,
-                      unsafe_solution_names)
+from .dataset import (
+    Problem,
+    SolutionRec,
+    _read_json,
+    check_solution,
+    not_utf8,
+    unsafe_solution_names,
+)
 
 # flashinfer_bench.agents.solution_handler.VALID_SOURCE_EXTENSIONS (0.1.2)
 SOURCE_EXTENSIONS = frozenset({".py", ".cu", ".cuh", ".cpp", ".c", ".h", ".hpp", ".cc", ".cxx"})
@@ -45,7 +51,8 @@ def discover(root: Path) -> tuple[list[SolutionRec], list[Problem]]:
         raw, problem = _read_json(path, str(path))
         if problem is None:
             error = check_solution(raw) or unsafe_solution_names(raw)
-            problem = Problem(str(path), None, f"not a usable Solution JSON: {error}") if error else None
+            problem = (Problem(str(path), None, f"not a usable Solution JSON: {error}")
+                       if error else None)
         if problem:
             problems.append(problem)
             continue
@@ -56,7 +63,8 @@ def discover(root: Path) -> tuple[list[SolutionRec], list[Problem]]:
 
 
 def _skipped(path: Path, root: Path) -> bool:
-    return any(part in SKIP_DIRS or part.startswith(".") for part in path.relative_to(root).parts[:-1])
+    return any(part in SKIP_DIRS or part.startswith(".")
+               for part in path.relative_to(root).parts[:-1])
 
 
 def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
@@ -102,7 +110,7 @@ def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
     for key in ("binding", "dependencies"):
         if key in build:
             spec[key] = build[key]
-    raw = {"name": str(sol["name"]), "definition": str(sol["definition"]),
+    raw: dict[str, Any] = {"name": str(sol["name"]), "definition": str(sol["definition"]),
            "author": str(sol["author"]), "spec": spec, "sources": sources}
     if sol.get("description"):
         raw["description"] = str(sol["description"])

@@ -30,5 +30,5 @@ def validate(kind: str, raw: dict[str, Any], where: str) -> Any:
     try:
         # Key order is meaning here: a definition's inputs/outputs order is the call signature.
         return _validate(kind, json.dumps(raw))
-    except Exception as e:  # pydantic.ValidationError and ValueError from validators
+    except Exception as e:  # noqa: BLE001 -- pydantic.ValidationError, validators' ValueError
         raise InvalidFile(where, e) from None

@@ -10,19 +10,22 @@ pytest-benchmark's ``benchmark`` fixture (a custom Item cannot request fixtures:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import results
 from .cases import Case, safe, workload_id
-from .traces import resume_key
 from .dataset import Problem, SolutionRec
-from .session import FIB_SESSION, FibSession, orphan_problem
+from .keys import FIB_SESSION
+from .outcome import FibFailure, Outcome, Status, fail, of
+from .session import FibSession, orphan_problem
+from .traces import resume_key
 
-
-class FibFailure(AssertionError):
-    """A verdict: shown as its message alone, without a traceback into the harness."""
+if TYPE_CHECKING:
+    from .runner import Runner
 
 
 def _structured_id(node: pytest.Item) -> None:
@@ -32,17 +35,18 @@ def _structured_id(node: pytest.Item) -> None:
         from _pytest.nodeid import NodeId
     except ImportError:  # older pytest: the string id is all there is
         return
-    node._id = NodeId.parse(str(node.nodeid))  # type: ignore[attr-defined]
+    node._id = NodeId.parse(str(node.nodeid))
 
 
 def _fib(node: pytest.Item | pytest.Collector) -> FibSession:
     return node.config.stash[FIB_SESSION]
 
 
-class FibSuite(pytest.Dir):
+class FibSuite(pytest.Directory):
     """A folder that holds solutions (the kernels folder, or the dataset for its solutions).
 
-    It collects like an ordinary directory and adds one node per definition under test."""
+    It collects like an ordinary directory (``pytest.Dir``, which is final: its loop is repeated
+    in :meth:`_entries`) and adds one node per definition under test."""
 
     def __init__(self, *, origin: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -51,22 +55,38 @@ class FibSuite(pytest.Dir):
     @classmethod
     def from_parent(cls, parent: pytest.Collector, *, path: Path,  # type: ignore[override]
                     origin: str) -> FibSuite:
-        # pytest.Dir.from_parent forwards only (parent, path); skip it to pass our field too.
-        # A folder outside the rootdir would get an empty node id; name it relative to the rootdir
-        # instead (``../data``), which is also what a user types to select it.
-        import os
-
+        """A folder outside the rootdir would get an empty node id; name it relative to the
+        rootdir instead (``../data``), which is also what a user types to select it."""
         nodeid = None
         if parent.config.rootpath not in path.parents and path != parent.config.rootpath:
             nodeid = os.path.relpath(path, parent.config.rootpath)
-        return super(pytest.Dir, cls).from_parent(parent=parent, path=path, origin=origin,
-                                                  nodeid=nodeid)
+        suite: FibSuite = super().from_parent(parent=parent, path=path, origin=origin,
+                                              nodeid=nodeid)
+        return suite
 
     def _mine(self, sol: SolutionRec) -> bool:
-        return self.origin == "all" or sol.origin == self.origin
+        return self.origin in ("all", sol.origin)
+
+    def _entries(self) -> Iterable[pytest.Item | pytest.Collector]:
+        """What ``pytest.Dir`` collects here: sub-folders and test files, by name."""
+        ihook = self.ihook
+        for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
+            path = Path(entry.path)
+            if entry.is_dir():
+                if not self.session.isinitpath(path, with_parents=True) and (
+                        ihook.pytest_ignore_collect(collection_path=path, config=self.config)):
+                    continue
+                col = ihook.pytest_collect_directory(path=path, parent=self)
+                if col is not None:
+                    yield col
+            elif entry.is_file():
+                if not self.session.isinitpath(path) and ihook.pytest_ignore_collect(
+                        collection_path=path, config=self.config):
+                    continue
+                yield from ihook.pytest_collect_file(file_path=path, parent=self)
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        yield from super().collect()
+        yield from self._entries()
         fib = _fib(self)
         for problem in self._problems(fib):
             yield ProblemItem.from_parent(self, name=f"load[{safe(self._rel(problem))}]",
@@ -103,6 +123,8 @@ class FibSuite(pytest.Dir):
 
 
 class DefinitionNode(pytest.Collector):
+    """One definition under a suite: a node per solution of it."""
+
     def __init__(self, *, solutions: list[SolutionRec], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.solutions = solutions
@@ -119,6 +141,8 @@ class DefinitionNode(pytest.Collector):
 
 
 class SolutionNode(pytest.Collector):
+    """One solution: a correctness and a timing item per workload, and one property item."""
+
     def __init__(self, *, solution: SolutionRec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.solution = solution
@@ -188,15 +212,13 @@ class FibItem(pytest.Function):
             return
         rec = self.resumed
         if "benchmark" in self.funcargs:  # not timed again: no "fixture was not used" warning
-            from . import bench
-
-            bench.not_measured(self.funcargs["benchmark"])
+            results.unmeasured(self.funcargs["benchmark"])
         where = f"{self.config.stash[FIB_SESSION].settings.traces}/{rec['file']}"
         note = (f"recorded as {rec['status']} in {where} by an earlier run with the same "
                 "solution, definition, workload, tolerances, seed and harness; not run again "
                 "(--fib-resume)")
         if rec["status"] != "PASSED":
-            raise FibFailure(f"{rec['message'] or rec['status']}\n({note})")
+            raise fail(Status.RECORDED, f"{rec['message'] or rec['status']}\n({note})")
         self.add_report_section("call", "pytest-fib", note)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -212,64 +234,9 @@ class FibItem(pytest.Function):
             return "\n".join([str(excinfo.value), *notes])
         return super().repr_failure(excinfo)
 
-    def record_outcome(self, rep: pytest.TestReport) -> None:
-        """After each phase: remember the verdict, write the trace line, ship timing samples."""
-        fib = _fib(self)
-        finished = rep.when == "call" or (rep.when == "setup" and not rep.passed)
-        if self.kind == "correctness" and finished:
-            message = str(rep.longrepr) if rep.longrepr is not None else ""
-            fib.outcomes[self.case.key] = (rep.outcome, message)
-        if rep.when != "call":
-            return
-        rec = fib.results.get(self.case.key, {})
-        notes = fib.notes.get(self.case.key)
-        if notes:
-            rep.sections.append(("pytest-fib notes", "\n".join(notes)))
-        report = fib.diagnostics.pop(self.case.key, None)
-        if report:
-            tool = fib.settings.sanitizer or "ncu"
-            rep.sections.append((f"pytest-fib {tool} report", report))
-        if os.environ.get("PYTEST_XDIST_WORKER"):
-            # JSON-safe copies ride on the report to the xdist controller (see plugin.py)
-            rep.fib_result = {  # type: ignore[attr-defined]
-                "key": self.case.key, **{k: v for k, v in rec.items()
-                                         if k not in ("case", "samples_s", "log")}}
-            if self.kind == "timing" and rep.passed and "timing" in rec:
-                rep.fib_benchmark = {  # type: ignore[attr-defined]
-                    "name": self.name, "fullname": self.nodeid, "extra_info": rec["timing"],
-                    "samples_s": rec["samples_s"], "clock": rec["timing"]["clock"]}
-        if (fib.settings.traces is not None and rep.outcome in ("passed", "failed")
-                and self.kind != "property"  # a property item has no workload of its own
-                and self.resumed is None):  # already recorded
-            self._write_trace(fib, rep, rec)
 
-    def _write_trace(self, fib: FibSession, rep: pytest.TestReport, rec: dict[str, Any]) -> None:
-        from .traces import FAILURES, TraceWriter
-
-        status = "PASSED" if rep.passed else rec.get("status", "")
-        if status != "PASSED" and status not in FAILURES:
-            return  # not the solution's verdict (invalid file, reference error): no trace
-        if fib.traces is None:
-            fib.traces = TraceWriter(fib.settings.traces, fib.settings.device)
-        correctness = None
-        if "max_abs" in rec:
-            correctness = {"max_absolute_error": rec["max_abs"],
-                           "max_relative_error": rec["max_rel"],
-                           "extra": {"matched_ratio": rec.get("matched_ratio")}}
-        performance = None
-        if self.kind == "timing" and rep.passed:
-            t = rec["timing"]
-            performance = {"latency_ms": t["latency_ms"],
-                           "reference_latency_ms": t["reference_latency_ms"],
-                           "speedup_factor": t["speedup"]}
-        message = "" if rep.passed else str(rep.longrepr)  # what the item showed, for resume
-        fib.traces.write(self.case, self.kind, status, rec.get("log", "") if not rep.passed else "",
-                         correctness, performance,
-                         key=resume_key(self.case, self.kind, fib.settings), message=message,
-                         seed=fib.settings.seed)
-
-
-def _runner(node: pytest.Item) -> Any:
+def _runner(node: pytest.Item) -> Runner:
+    """The session's runner, created (and its workers started) at the first item."""
     fib = _fib(node)
     if fib.runner is None:
         from .runner import Runner  # imports torch: only once the first item runs
@@ -299,7 +266,11 @@ def _property_example(item: FibItem, axes: dict[str, int]) -> None:
 
 def _judge_whole(hypothesis_test: Any) -> Any:
     def property_selftest(request: pytest.FixtureRequest) -> None:
-        _judged(request.node, lambda: hypothesis_test(request))
+        def run() -> Outcome:
+            hypothesis_test(request)
+            return Outcome(Status.PASSED)
+
+        _judged(request.node, run)
 
     return property_selftest
 
@@ -307,18 +278,11 @@ def _judge_whole(hypothesis_test: Any) -> Any:
 def correctness(request: pytest.FixtureRequest) -> None:
     """Run the solution on fresh inputs and compare with the definition's reference."""
     item = request.node
-    _judged(item, lambda: _runner(item).correctness(item.case))
+    fib = _fib(item)
+    _judged(item, lambda: results.recorded(fib, item, lambda: _runner(item).correctness(item.case)))
 
 
-def _code(text: str) -> str:
-    """The check's name at the start of a verdict: 'INPUT_MUTATED (trial 1 ...' -> INPUT_MUTATED."""
-    import re
-
-    m = re.match(r"\s*(?:Skipped: )?([A-Z][A-Z_]+)", text)
-    return m.group(1) if m else "OTHER"
-
-
-def _judged(item: FibItem, run: Any) -> None:
+def _judged(item: FibItem, run: Callable[[], Outcome]) -> None:
     """Run an item; under --fib-selftest, invert it: an exploit passes only when the check meant
     for it (``[selftest] expect`` in its config.toml) catches it at the stage it targets."""
     expect = item.case.solution.expect
@@ -329,33 +293,38 @@ def _judged(item: FibItem, run: Any) -> None:
     if expect["gpu"] and fib.settings.device != "cuda":
         pytest.skip(f"self-test exploit {expect['expect']} needs a GPU")
     try:
-        run()
-        got, text = "PASSED", ""
-        notes = fib.results.get(item.case.key, {}).get("timing", {}).get("notes", [])
-        for note in notes:
-            if item.kind == "timing" and _code(note) == expect["expect"]:
-                got, text = _code(note), note
-    except FibFailure as e:
-        got, text = _code(str(e)), str(e)
-    except pytest.skip.Exception as e:
-        got, text = _code(str(e)), str(e)
-    except AssertionError as e:  # hypothesis re-raises the shrunk example's failure
-        got, text = _code(str(e)), str(e)
+        wanted = Status.named(expect["expect"])
+    except KeyError:
+        known = ", ".join(s.word for s in Status if s.recorded_as not in (None, "PASSED"))
+        raise fail(Status.SELFTEST, f"SELFTEST: exploit {item.case.solution.name!r} expects "
+                   f"{expect['expect']!r}, which is no status pytest-fib reports (the checks: "
+                   f"{known}, SIDE_STREAM)") from None
+    try:
+        outcome = run()
+        got, text = Status.PASSED, ""
+        if item.kind == "timing" and wanted in Status.flagged(outcome.notes):
+            got = wanted  # a timing note (SIDE_STREAM) flags what a pass hid
+            text = next(n for n in outcome.notes if n.startswith(f"{wanted.word}:"))
+    # hypothesis re-raises the shrunk example's failure (an AssertionError)
+    except (FibFailure, pytest.skip.Exception, AssertionError) as e:
+        got, text = of(e), str(e)
     stage = expect["stage"]
     if item.kind != stage:
-        if got == expect["expect"] and item.kind == "correctness":
-            fib.selftest.append((item.case.solution.name, expect, got, item.kind))
+        if got is wanted and item.kind == "correctness":
+            fib.selftest.append((item.case.solution.name, expect, got.word, item.kind))
             return  # caught even earlier than intended: still caught by its check
         if item.kind == "correctness":
-            if got == "PASSED":
+            if got is Status.PASSED:
                 return  # behaves when not timed: its timing item is where it must be caught
-            raise FibFailure(f"SELFTEST: exploit {item.case.solution.name!r} was caught by "
-                             f"{got} at {item.kind}, not by {expect['expect']} at {stage}:\n{text}")
+            raise fail(Status.SELFTEST, f"SELFTEST: exploit {item.case.solution.name!r} was "
+                       f"caught by {got.word} at {item.kind}, not by {wanted.word} at {stage}:"
+                       f"\n{text}")
         pytest.skip(f"self-test: this exploit targets the {stage} check")
-    if got != expect["expect"]:
-        raise FibFailure(f"SELFTEST: exploit {item.case.solution.name!r} ({expect['why']}) was NOT "
-                         f"caught by {expect['expect']}; the harness said {got}:\n{text}")
-    fib.selftest.append((item.case.solution.name, expect, got, item.kind))
+    if got is not wanted:
+        raise fail(Status.SELFTEST, f"SELFTEST: exploit {item.case.solution.name!r} "
+                   f"({expect['why']}) was NOT caught by {wanted.word}; the harness said "
+                   f"{got.word}:\n{text}")
+    fib.selftest.append((item.case.solution.name, expect, got.word, item.kind))
 
 
 def timing(request: pytest.FixtureRequest, benchmark: Any) -> None:
@@ -372,7 +341,18 @@ def timing(request: pytest.FixtureRequest, benchmark: Any) -> None:
     if fib.settings.device == "cpu" and not fib.settings.host_timing:
         pytest.skip("timing needs a GPU: on the CPU the host clock would time Triton's "
                     "interpreter, not the kernel (--fib-device=cpu times it anyway)")
-    _judged(item, lambda: _runner(item).timing(item.case, benchmark))
+    _judged(item, lambda: _timed(fib, item, benchmark))
+
+
+def _timed(fib: FibSession, item: FibItem, benchmark: Any) -> Outcome:
+    """The timing check, recorded; its samples become the item's pytest-benchmark benchmark."""
+    try:
+        outcome = results.recorded(fib, item, lambda: _runner(item).timing(item.case))
+    except BaseException:
+        results.unmeasured(benchmark)
+        raise
+    results.measured(benchmark, outcome)
+    return outcome
 
 
 class ProblemItem(pytest.Item):
@@ -388,7 +368,7 @@ class ProblemItem(pytest.Item):
         text = f"{self.problem.where}: {self.problem.message}"
         if self.problem.kind == "unsupported":
             pytest.skip(f"not loadable by flashinfer-bench 0.1.2 (newer schema): {text}")
-        raise FibFailure(text)
+        raise fail(Status.INVALID_FILE, text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> Any:

@@ -7,8 +7,9 @@ that needs them (or, for modal, only with ``--modal``). ``tests/test_plugin_impo
 from __future__ import annotations
 
 import os
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -41,6 +42,7 @@ STATIC_MARKERS = {
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """The --fib-* and --modal* options and the fib_* ini keys."""
     group = parser.getgroup("fib", "pytest-fib: FlashInfer-Trace datasets as tests")
     add = group.addoption
     add("--fib-dataset", dest="fib_dataset", metavar="PATH",
@@ -68,7 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-pack", dest="fib_pack", metavar="DIR",
         help="write the Solution JSON of every local solution, as tested, into DIR.")
     add("--fib-traces", dest="fib_traces", metavar="DIR",
-        help="append results as FlashInfer-Trace JSONL to DIR/traces/<author>/<op_type>/<def>.jsonl")
+        help="append results as FlashInfer-Trace JSONL to "
+             "DIR/traces/<author>/<op_type>/<def>.jsonl")
     add("--fib-resume", dest="fib_resume", action="store_true", default=None,
         help="do not run items already recorded in --fib-traces for the same solution, "
              "definition, workload, tolerances, seed and harness: report the recorded outcome.")
@@ -125,6 +128,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Register markers; for an active project load the dataset into the session stash."""
     for name, text in STATIC_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("help", False) or config.getoption("version", False):
@@ -162,7 +166,7 @@ def _xdist_controller(config: pytest.Config) -> bool:
 
 def _xdist_defaults(config: pytest.Config, gpus: int) -> None:
     """-n N: one GPU per worker, one definition per worker at a time (see distribute.py)."""
-    from . import bench, distribute
+    from . import distribute, results
 
     distribute.publish_gpus(gpus)
     explicit = any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
@@ -171,32 +175,7 @@ def _xdist_defaults(config: pytest.Config, gpus: int) -> None:
         # correctness and timing items share a worker and its GPU. (xdist_group marks, which
         # loadgroup needs, are not honoured under pytest >= 9.2.)
         config.option.dist = "loadscope"
-    bench.enable_under_xdist_controller(config)
-    config.pluginmanager.register(XdistBenchmarks(config), "fib-xdist-benchmarks")
-
-
-class XdistBenchmarks:
-    """Registered on the xdist controller only: timing samples that rode on a worker's report
-    join the controller's benchmark session, so --benchmark-json/--benchmark-compare see them."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        payload = getattr(report, "fib_benchmark", None)
-        if payload:
-            from . import bench
-
-            bench.add_from_report(self.config, payload)
-        result = getattr(report, "fib_result", None)
-        fib = self.config.stash.get(FIB_SESSION, None)
-        if result and fib is not None:
-            case = next((c for c in fib.cases if c.key == result["key"]), None)
-            if case is not None:
-                fib.results.setdefault(case.key, {"case": case}).update(
-                    {k: v for k, v in result.items() if k != "key"})
+    results.merge_under_xdist(config)
 
 
 def _active(config: pytest.Config, fib: FibSession) -> bool:
@@ -229,6 +208,7 @@ def _ensure_anchors_collected(config: pytest.Config, fib: FibSession) -> None:
 
 
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """An anchor folder (kernels, or the dataset) becomes a FibSuite."""
     fib = parent.config.stash.get(FIB_SESSION, None)
     if fib is None or not _active(parent.config, fib):
         return None
@@ -266,6 +246,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """The dataset, solutions, device and seed this run uses (or that the plugin is inert)."""
     if config.getoption("help", False) or config.getoption("version", False):
         return None
     fib = config.stash.get(FIB_SESSION, None)
@@ -281,22 +262,26 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Builds start now, in parallel, for the selected items' CUDA/C++ solutions (issue 15)."""
     fib = session.config.stash.get(FIB_SESSION, None)
     if fib is not None and fib.builds is not None and not session.config.option.collectonly:
-        fib.builds.start([i.case for i in session.items if getattr(i, "case", None) is not None])
+        cases = [getattr(i, "case", None) for i in session.items]
+        fib.builds.start([c for c in cases if c is not None])
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
-    rep: pytest.TestReport = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Hand each phase's report of a pytest-fib item to results.py (traces, xdist, sections)."""
+    rep = yield
     if item.config.stash.get(FIB_SESSION, None) is None:
-        return
-    from . import nodes
+        return rep
+    from . import nodes, results
 
     if isinstance(item, nodes.FibItem):
-        item.record_outcome(rep)
+        results.finished(item, rep)
+    return rep
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The self-test table, files not loaded and the timing summary."""
     fib = config.stash.get(FIB_SESSION, None)
     if fib is not None and _active(config, fib):
         from . import report
@@ -305,6 +290,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the workers; write --fib-pack and --fib-report."""
     fib = session.config.stash.get(FIB_SESSION, None)
     if fib is None:
         return

@@ -17,10 +17,9 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
+from .protocol import Reply, Request
 from .zygote import kill_tree
-
 
 LOG_CAP = 64 << 20  # bytes of worker output kept between items
 STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loaded machine
@@ -141,7 +140,7 @@ class WorkerProcess:
         except OSError:
             return 0
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, request: Request, timeout: float) -> Reply:
         """Send one request and wait for its answer. When the item fails in the worker (a lost
         process, a timeout, an error answer), what the worker printed meanwhile is kept in a file
         of its own that outlives the session, and the message names it (issue 13: logs are
@@ -180,7 +179,7 @@ class WorkerProcess:
         except OSError:
             return None
 
-    def _call(self, request: dict[str, Any], timeout: float, start_log: int) -> dict[str, Any]:
+    def _call(self, request: Request, timeout: float, start_log: int) -> Reply:
         try:
             self.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
@@ -193,7 +192,8 @@ class WorkerProcess:
                     raise WorkerLost(self._crashed(start_log, timeout))
                 self.kill()
                 raise WorkerLost(f"timed out after {timeout:g} s (--fib-timeout); the worker was "
-                                 f"killed and replaced. Its last output:\n{self.log_tail(start_log)}")
+                                 "killed and replaced. Its last output:\n"
+                                 f"{self.log_tail(start_log)}")
             try:
                 if self.conn.poll(min(remaining, 1.0)):
                     data = self.conn.recv_bytes()
@@ -202,7 +202,7 @@ class WorkerProcess:
                 raise WorkerLost(self._death(start_log)) from None
             if self.proc.poll() is not None and not self.conn.poll(0):
                 raise WorkerLost(self._death(start_log))
-        resp: dict[str, Any] = pickle.loads(data)
+        resp: Reply = pickle.loads(data)
         if resp.get("status") == "lost":
             raise WorkerLost(self._child_death(start_log, resp["code"]), replaced=False)
         resp["log"] = resp.get("log") or self.log_tail(start_log, 60)
@@ -298,10 +298,11 @@ class Pool:
                                         self.warm_profiler)
             self.started += 1
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, request: Request, timeout: float) -> Reply:
         self.start()
         if self.wrapper:
             return self._one_shot(request, timeout)
+        assert self.worker is not None  # started just above
         try:
             resp = self.worker.call(request, timeout)
         except WorkerLost as e:
@@ -312,7 +313,7 @@ class Pool:
         # zygote forks a fresh one for the next request.
         return resp
 
-    def _one_shot(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def _one_shot(self, request: Request, timeout: float) -> Reply:
         worker = self.worker
         assert worker is not None
         self.worker = None

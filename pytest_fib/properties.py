@@ -49,11 +49,12 @@ def constraint_check(definition: DefinitionRec) -> tuple[list[Any], list[str]]:
 def satisfies(codes: list[Any], values: dict[str, int]) -> bool:
     try:
         return all(eval(code, {"__builtins__": {}}, dict(values)) for code in codes)
-    except Exception:
+    except Exception:  # noqa: BLE001 -- a constraint that cannot be evaluated is not met
         return False
 
 
-def axis_caps(definition: DefinitionRec, workloads: list[WorkloadRec], budget: int) -> dict[str, int]:
+def axis_caps(definition: DefinitionRec, workloads: list[WorkloadRec],
+              budget: int) -> dict[str, int]:
     """Per var axis: the largest value that keeps one example within the budget (others at their
     smallest seen value), never above the largest value the workloads use."""
     lows = {a: max(1, min((w.axes.get(a, 1) for w in workloads), default=1))
@@ -85,9 +86,9 @@ def synthetic_workload(template: WorkloadRec, axes: dict[str, int], tag: str) ->
     """A workload with drawn axes; scalar inputs as the template gives them, the rest random."""
     inputs = {k: v for k, v in template.raw.get("inputs", {}).items()
               if isinstance(v, dict) and v.get("type") == "scalar"}
-    raw = {"uuid": f"property-{tag}", "axes": dict(axes), "inputs": inputs}
-    return WorkloadRec(template.definition, raw["uuid"], dict(axes), template.path, template.line,
-                       raw)
+    uuid = f"property-{tag}"
+    raw = {"uuid": uuid, "axes": dict(axes), "inputs": inputs}
+    return WorkloadRec(template.definition, uuid, dict(axes), template.path, template.line, raw)
 
 
 def make_test(definition: DefinitionRec, workloads: list[WorkloadRec], budget: int,

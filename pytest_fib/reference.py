@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .protocol import Reply, Request
+
 
 def run_reference(definition: Any, inputs: list[Any], device: str) -> list[Any]:
     """The definition's reference on copies of the inputs (it may not touch the originals the
@@ -18,7 +20,8 @@ def run_reference(definition: Any, inputs: list[Any], device: str) -> list[Any]:
     ref = BuilderRegistry.get_instance().build_reference(definition)
     with torch.no_grad():
         result = ref(*[i.clone() if isinstance(i, torch.Tensor) else i for i in inputs])
-    return normalize_result(definition, result, inputs_device(inputs, device))
+    outputs: list[Any] = normalize_result(definition, result, inputs_device(inputs, device))
+    return outputs
 
 
 def inputs_device(inputs: list[Any], default: str) -> str:
@@ -29,7 +32,7 @@ def inputs_device(inputs: list[Any], default: str) -> str:
     return default
 
 
-def reference_op(req: dict[str, Any], outbox: Any) -> dict[str, Any]:
+def reference_op(req: Request, outbox: Any) -> Reply:
     """The worker's ``reference`` op: the reference's outputs on one trial's inputs (after the
     timed calls' perturbations, when ``cycles`` names them), or with ``draws`` the samples of
     ``calls`` calls on the batch repeated ``repeat`` times (sampling operators)."""

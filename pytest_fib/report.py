@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
+from .outcome import TimingInfo
 from .paths import component, inside
+from .results import Record
 from .session import FibSession
 
 
 def header(fib: FibSession, active: bool) -> list[str]:
+    """The lines pytest prints under its own header."""
     s = fib.settings
     ds = fib.dataset
     if not active:
@@ -39,6 +43,7 @@ def header(fib: FibSession, active: bool) -> list[str]:
 
 
 def terminal_summary(tr: Any, fib: FibSession) -> None:
+    """The self-test table, the files not loaded, the timing table and its warnings."""
     if fib.settings.selftest:
         tr.write_sep("-", "pytest-fib self-test: which check caught which exploit")
         seen = sorted({(n, g, st): e for n, e, g, st in fib.selftest}.items())
@@ -62,29 +67,30 @@ def terminal_summary(tr: Any, fib: FibSession) -> None:
 
 def events_timed(fib: FibSession) -> list[str]:
     """Timing items measured by CUDA events around each call instead of CUPTI: never silent."""
-    return sorted(f"{r['case'].definition.name}::{r['case'].solution.name}"
-                  f"[{r['case'].workload.uuid[:8]}]" for r in fib.results.values()
-                  if r.get("timing", {}).get("clock") == "cuda-events")
+    return sorted(f"{r.case.definition.name}::{r.case.solution.name}"
+                  f"[{r.case.workload.uuid[:8]}]" for r in fib.results
+                  if r.timing is not None and r.timing.get("clock") == "cuda-events")
 
 
 def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
     """One row per (definition, solution): the contest's score and friends."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in fib.results.values():
-        case = rec["case"]
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for rec in fib.results:
+        case = rec.case
         groups.setdefault((case.definition.name, case.solution.name), []).append(rec)
     rows = []
-    for (definition, solution), recs in sorted(groups.items()):
-        timed = [r["timing"] for r in recs if "timing" in r]
+    for (definition, solution), recs in sorted(groups.items(), key=lambda g: g[0]):
+        timed = [r.timing for r in recs if r.timing is not None]
         # CUDA-event times (a CUPTI fallback) include launch overhead: not in the same mean
         speedups = [t["speedup"] for t in timed if t["speedup"] > 0
                     and t.get("clock") != "cuda-events"]
         pct = [t["pct_of_peak_bandwidth"] for t in timed if "pct_of_peak_bandwidth" in t]
         rows.append({
             "definition": definition, "solution": solution,
-            "passed": sum(r.get("status") == "PASSED" for r in recs), "cases": len(recs),
+            "passed": sum(r.status == "PASSED" for r in recs), "cases": len(recs),
             "timed": len(timed),
-            "median_latency_ms": statistics.median(t["latency_ms"] for t in timed) if timed else None,
+            "median_latency_ms": (statistics.median(t["latency_ms"] for t in timed)
+                                  if timed else None),
             "speedup_mean": statistics.fmean(speedups) if speedups else None,
             "speedup_geomean": statistics.geometric_mean(speedups) if speedups else None,
             "pct_of_peak": statistics.fmean(pct) if pct else None,
@@ -134,8 +140,8 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     s = fib.settings
     counts: dict[str, int] = {}
-    for rec in fib.results.values():
-        counts[rec.get("status", "?")] = counts.get(rec.get("status", "?"), 0) + 1
+    for rec in fib.results:
+        counts[rec.status or "?"] = counts.get(rec.status or "?", 0) + 1
     lines = [
         "# pytest-fib results", "",
         f"- dataset: `{s.dataset}` ({s.dataset_source})",
@@ -152,13 +158,12 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
         lines.append(f"| {r['definition']} | {r['solution']} | {r['passed']}/{r['cases']} | "
                      f"{f(r['median_latency_ms'], '.4f')} | {f(r['speedup_mean'], '.2f')} | "
                      f"{f(r['speedup_geomean'], '.2f')} | {f(r['pct_of_peak'], '.1f')} |")
-    failed = [(k, r) for k, r in fib.results.items() if r.get("status") not in (None, "PASSED",
-                                                                                 "COMPILED")]
+    failed = [r for r in fib.results if r.status not in (None, "PASSED", "COMPILED")]
     if failed:
         lines += ["", "## Failures", ""]
-        for key, rec in sorted(failed)[:200]:
-            first = (rec.get("log") or "").strip().splitlines()[:1]
-            lines.append(f"- `{key}`: **{rec['status']}** {first[0][:200] if first else ''}")
+        for rec in sorted(failed, key=lambda r: r.case.key)[:200]:
+            first = rec.log.strip().splitlines()[:1]
+            lines.append(f"- `{rec.case.key}`: **{rec.status}** {first[0][:200] if first else ''}")
     plots = speedup_plots(fib, out)
     if plots:
         lines += ["", "## Speedup per workload", ""]
@@ -169,12 +174,12 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
-def speedup_plots(fib: FibSession, out: Any) -> list[tuple[str, Any]]:
+def speedup_plots(fib: FibSession, out: Path) -> list[tuple[str, Path]]:
     """One bar chart per definition: speedup (reference / solution) per workload and solution."""
-    by_def: dict[str, list[dict[str, Any]]] = {}
-    for rec in fib.results.values():
-        if "timing" in rec:
-            by_def.setdefault(rec["timing"]["definition"], []).append(rec["timing"])
+    by_def: dict[str, list[TimingInfo]] = {}
+    for rec in fib.results:
+        if rec.timing is not None:
+            by_def.setdefault(rec.timing["definition"], []).append(rec.timing)
     plots = []
     for definition, rows in sorted(by_def.items()):
         path = inside(out, f"speedup_{component(definition)}.svg")
@@ -183,16 +188,17 @@ def speedup_plots(fib: FibSession, out: Any) -> list[tuple[str, Any]]:
     return plots
 
 
-def bar_chart_svg(title: str, rows: list[dict[str, Any]]) -> str:
+def bar_chart_svg(title: str, rows: list[TimingInfo]) -> str:
     from .cases import safe
 
-    def label(r: dict[str, Any]) -> str:
+    def label(r: TimingInfo) -> str:
         return safe("-".join(f"{k}={v}" for k, v in sorted(r["axes"].items())))
     workloads = sorted({label(r) for r in rows}, key=lambda w: (len(w), w))
     solutions = sorted({r["solution"] for r in rows})
     value = {(label(r), r["solution"]): r["speedup"] for r in rows}
     top = max([1.0, *value.values()]) * 1.1
     width, height, left, bottom = max(420, 60 + 26 * len(workloads) * len(solutions)), 300, 50, 60
+    x: float
     plot_h = height - bottom - 30
     bar_w = max(4, (width - left - 10) / max(1, len(workloads) * len(solutions)) - 2)
     colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
@@ -212,8 +218,9 @@ def bar_chart_svg(title: str, rows: list[dict[str, Any]]) -> str:
                              f'height="{h:.1f}" fill="{colors[j % len(colors)]}">'
                              f'<title>{sol} {w}: {v:.2f}x</title></rect>')
             x += bar_w + 2
-        parts.append(f'<text x="{x - (bar_w + 2) * len(solutions) / 2:.1f}" y="{height - bottom + 42}" '
-                     f'text-anchor="end" transform="rotate(-35 {x - (bar_w + 2) * len(solutions) / 2:.1f},'
+        mid = x - (bar_w + 2) * len(solutions) / 2
+        parts.append(f'<text x="{mid:.1f}" y="{height - bottom + 42}" '
+                     f'text-anchor="end" transform="rotate(-35 {mid:.1f},'
                      f'{height - bottom + 42})">{w}</text>')
         x += 6
     for j, sol in enumerate(solutions):

@@ -1,4 +1,8 @@
-"""Controller side of an item: reference, worker call, verdict, result record.
+"""Controller side of an item: reference, worker call, verdict.
+
+It returns an :class:`~pytest_fib.outcome.Outcome` (a pass) or raises one (``outcome.py``) and does
+nothing else: recording and every output are ``results.py``'s, hints ``hints.py``'s, sanitizer
+commands ``diagnostics.py``'s.
 
 Runs in the pytest process, which never executes solution code: the reference and the inputs the
 verdict depends on are computed here (bit-identical to the worker's, see ``inputs.py``) and the
@@ -14,26 +18,34 @@ import dataclasses
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import pytest
 
 from . import check, convention, sampling, transfer
 from .cases import Case
-from .inputs import (WorkloadError, check_workload, load_blobs, make_inputs, timed_cycles,
-                     trial_seed)
+from .diagnostics import diagnostic_wrapper, sanitizer_errors
+from .hints import binding_hint, dps_hint, returned_hint
+from .inputs import (
+    WorkloadError,
+    check_workload,
+    load_blobs,
+    make_inputs,
+    timed_cycles,
+    trial_seed,
+)
 from .models import InvalidFile, validate
-from .nodes import FibFailure
+from .outcome import CompiledOnly, FibFailure, FibSkip, Outcome, Status, TimingInfo, fail
 from .pool import Pool, WorkerLost
+from .protocol import Reply, Request
 from .session import FibSession
 
 
-class CompiledOnly(Exception):
-    """Built (compile-checked) but not runnable on this machine."""
-
-
 class Runner:
+    """One per session, created at the first item: the workers and what items share."""
+
     def __init__(self, fib: FibSession) -> None:
         self.fib = fib
         self.settings = fib.settings
@@ -47,7 +59,6 @@ class Runner:
             collections.OrderedDict())
         self._ref_times: dict[tuple[str, str], Any] = {}
         self._null: dict[tuple[Any, ...], str | None] = {}
-        self._recording = True
         self._profiled: set[tuple[str, str]] = set()  # --fib-ncu: (solution, workload) done
         self.transfer = "ipc"  # outputs by CUDA IPC on a GPU (transfer.py); "host" after a failure
 
@@ -61,6 +72,7 @@ class Runner:
             self.ref_pool.start()
 
     def close(self) -> None:
+        """Stop both pools and remove the worker logs."""
         for pool in (self.pool, self.ref_pool):  # both exit at once: their teardowns overlap
             pool.shutdown()
         for pool in (self.pool, self.ref_pool):
@@ -77,13 +89,14 @@ class Runner:
     # -- shared pieces -------------------------------------------------------------------------
 
     def models(self, case: Case) -> tuple[Any, Any]:
+        """The case's definition and workload as flashinfer-bench models, checked."""
         try:
             definition = validate("definition", case.definition.raw, case.definition.path)
             workload = validate("workload", case.workload.raw,
                                 f"{case.workload.path}:{case.workload.line}")
             validate("solution", case.solution.raw, case.solution.path)
         except InvalidFile as e:
-            raise FibFailure(f"INVALID_FILE\n{e}") from None
+            raise fail(Status.INVALID_FILE, f"INVALID_FILE\n{e}") from None
         try:  # the workload's own faults are its own, before any solution is blamed for them
             check_workload(definition, workload)
             load_blobs(definition, workload, str(self.settings.dataset), self.device)
@@ -91,11 +104,12 @@ class Runner:
             where = f"{case.workload.path}:{case.workload.line}"
             if e.missing:
                 pytest.skip(f"{e} (workload {where})")
-            raise FibFailure(f"INVALID_WORKLOAD: {where} (workload {case.workload.uuid}): {e}"
-                             ) from None
+            raise fail(Status.INVALID_WORKLOAD,
+                       f"INVALID_WORKLOAD: {where} (workload {case.workload.uuid}): {e}") from None
         return definition, workload
 
     def seeds(self, case: Case, trials: int) -> list[int]:
+        """One input seed per correctness trial."""
         return [trial_seed(self.settings.seed, case.definition.name, case.workload.uuid, t)
                 for t in range(trials)]
 
@@ -115,31 +129,33 @@ class Runner:
             self._refs.popitem(last=False)
         return inputs, outputs
 
-    def reference_call(self, case: Case, seed: int, **extra: Any) -> dict[str, Any]:
+    def reference_call(self, case: Case, seed: int, **extra: Any) -> Reply:
         """The reference run by a worker under --fib-timeout: a hang is a TIMEOUT, an exception
         or a dead process a REFERENCE_ERROR, on this item only; the session goes on."""
-        req = {"op": "reference", "definition": case.definition.raw,
-               "workload": case.workload.raw, "root": str(self.settings.dataset),
-               "where": {"definition": case.definition.path,
-                         "workload": f"{case.workload.path}:{case.workload.line}"},
-               "device": self.device, "seed": seed,
-               "transfer": "host" if self.refs_pool.wrapper else self.transfer, **extra}
+        req = cast(Request, {
+            "op": "reference", "definition": case.definition.raw,
+            "workload": case.workload.raw, "root": str(self.settings.dataset),
+            "where": {"definition": case.definition.path,
+                      "workload": f"{case.workload.path}:{case.workload.line}"},
+            "device": self.device, "seed": seed,
+            "transfer": "host" if self.refs_pool.wrapper else self.transfer, **extra})
         where = (f"{case.definition.path}; workload {case.workload.path}:"
                  f"{case.workload.line}")
         try:
             resp = self.refs_pool.call(req, self.settings.timeout)
         except WorkerLost as e:
-            status = "TIMEOUT" if "timed out" in str(e) else "REFERENCE_ERROR"
-            raise FibFailure(f"{status}: the definition's reference ({where}) did not finish: "
-                             f"{e}") from None
+            status = (Status.REFERENCE_TIMEOUT if "timed out" in str(e)
+                      else Status.REFERENCE_ERROR)
+            raise fail(status, f"{status.word}: the definition's reference ({where}) did not "
+                               f"finish: {e}") from None
         if resp["status"] == "reference_error":
-            raise FibFailure(f"REFERENCE_ERROR: the definition's reference failed on this "
-                             f"workload ({where}): {resp['message']}") from None
+            raise fail(Status.REFERENCE_ERROR, f"REFERENCE_ERROR: the definition's reference "
+                                               f"failed on this workload ({where}): "
+                                               f"{resp['message']}") from None
         if resp["status"] == "invalid":
-            raise FibFailure(f"INVALID_FILE\n{resp['message']}")
+            raise fail(Status.INVALID_FILE, f"INVALID_FILE\n{resp['message']}")
         if resp["status"] != "ok":
-            raise FibFailure(f"pytest-fib worker error (a bug in pytest-fib, please report): "
-                             f"{resp.get('message')}\n{resp.get('traceback', '')}")
+            raise worker_error(resp)
         return resp
 
     @property
@@ -148,10 +164,11 @@ class Runner:
         diagnostic tool, whose one-shot worker is for the solution alone."""
         return self.ref_pool if self.pool.wrapper else self.pool
 
-    def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> dict[str, Any]:
+    def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> Request:
+        """A request to run the case's solution (``op``: correctness or timing)."""
         if self.fib.builds is not None:  # the build pool may be building it now (buildcache.py)
             self.fib.builds.wait(case.solution.raw)
-        return {
+        return cast(Request, {  # op and **extra: the worker checks them
             "op": op, "definition": case.definition.raw, "workload": case.workload.raw,
             "solution": self.as_called(case), "root": str(self.settings.dataset),
             "where": {"definition": case.definition.path,
@@ -160,9 +177,10 @@ class Runner:
             "device": self.device, "needs_gpu": case.solution.needs_gpu, "seeds": seeds,
             # A one-shot worker (sanitizer, ncu) exits after answering: nothing it shared survives.
             "transfer": "host" if self.pool.wrapper else self.transfer, **extra,
-        }
+        })
 
     def convention(self, case: Case) -> convention.Convention:
+        """How the solution is called (destination-passing or value-returning), and why."""
         raw = case.definition.raw
         return convention.decide(case.solution.raw, len(raw["inputs"]), len(raw["outputs"]),
                                  self.settings.strict_spec)
@@ -178,6 +196,7 @@ class Runner:
         return {**case.solution.raw, "spec": spec}
 
     def note(self, case: Case, text: str) -> None:
+        """A line for the item's output (once), besides its verdict."""
         notes = self.fib.notes.setdefault(case.key, [])
         if text not in notes:
             notes.append(text)
@@ -186,49 +205,45 @@ class Runner:
         """The item's notes, for its failure message."""
         return "".join(f"\nNote: {n}" for n in self.fib.notes.get(case.key, []))
 
-    def call(self, request: dict[str, Any], case: Case) -> dict[str, Any]:
+    def call(self, request: Request, case: Case) -> Reply:
+        """The solution's worker answer, or the verdict it already is (raised)."""
         try:
             resp = self.pool.call(request, self.settings.timeout)
         except WorkerLost as e:
-            status = "TIMEOUT" if "timed out" in str(e) else "RUNTIME_ERROR"
-            self.record(case, status, str(e))
-            raise FibFailure(f"{status}: {e}") from None
+            status = Status.TIMEOUT if "timed out" in str(e) else Status.RUNTIME_ERROR
+            raise fail(status, f"{status.word}: {e}", log=str(e)) from None
         if "diagnostics" in resp:
             self.diagnose(case, resp["diagnostics"])
-        status = resp["status"]
-        if status == "build_error":
+        answer = resp["status"]
+        if answer == "build_error":
             text = (f"COMPILE_ERROR: {case.solution.name} ({case.solution.path}) did not build:\n"
                     f"{resp['message'].strip()}\n--- compiler errors ---\n{resp['errors']}"
                     f"{binding_hint(case)}")
-            self.record(case, "COMPILE_ERROR", text)
-            raise FibFailure(text)
-        if status == "compiled":
-            self.record(case, "COMPILED", "")
+            raise fail(Status.COMPILE_ERROR, text, log=text)
+        if answer == "compiled":
             took = resp.get("build_seconds", 0)
-            raise CompiledOnly(f"{case.solution.language} solution compiled OK "
-                               + (f"({took:.1f} s)" if took >= 0.05 else "(cached build)"))
-        if status == "unavailable":
+            raise CompiledOnly(Outcome(Status.COMPILED, f"{case.solution.language} solution "
+                                       "compiled OK " + (f"({took:.1f} s)" if took >= 0.05
+                                                         else "(cached build)")))
+        if answer == "unavailable":
             pytest.skip(f"compile check not possible here: {resp['message']}")
-        if status == "needs_package":
+        if answer == "needs_package":
             pytest.skip(f"{resp['message']} ({case.solution.path})")
-        if status == "needs_gpu":
+        if answer == "needs_gpu":
             pytest.skip(f"solution needs a CUDA GPU at run time: {resp['message']}")
-        if status == "invalid":
-            raise FibFailure(f"INVALID_FILE\n{resp['message']}")
-        if status == "runtime_error":
+        if answer == "invalid":
+            raise fail(Status.INVALID_FILE, f"INVALID_FILE\n{resp['message']}")
+        if answer == "runtime_error":
             hint = dps_hint(case, resp["message"]) if self.convention(case).dps else ""
             text = (f"RUNTIME_ERROR: {resp['message']}{hint}{self.called_as(case)}\n"
                     f"{resp.get('traceback', '')}\n--- worker output ---\n{resp.get('log', '')}"
                     ).strip()
-            self.record(case, "RUNTIME_ERROR", text)
-            raise FibFailure(text)
-        if status != "ok":
-            raise FibFailure(f"pytest-fib worker error (a bug in pytest-fib, please report): "
-                             f"{resp.get('message')}\n{resp.get('traceback', '')}")
+            raise fail(Status.RUNTIME_ERROR, text, log=text)
+        if answer != "ok":
+            raise worker_error(resp)
         return self.received(request, resp, case)
 
-    def received(self, request: dict[str, Any], resp: dict[str, Any],
-                 case: Case) -> dict[str, Any]:
+    def received(self, request: Request, resp: Reply, case: Case) -> Reply:
         """The response with this process's own copies of the outputs the worker shared by CUDA
         IPC. Should mapping them fail here, the request runs again with host copies, and so does
         every later one (slower, never wrong). A tampered worker's answer is void and its process
@@ -236,11 +251,12 @@ class Runner:
         if resp.get("tampered"):
             return resp
         try:
-            for part in [*resp.get("trials", []), *resp.get("checked", {}).values()]:
+            parts: list[Any] = [*resp.get("trials", []), *resp.get("checked", {}).values()]
+            for part in parts:
                 part["outputs"] = [transfer.unpack(o) for o in part["outputs"]]
             if resp.get("draws") is not None:
                 resp["draws"] = transfer.unpack(resp["draws"])
-        except Exception as e:  # noqa: BLE001 -- any failure to map: fall back, say so once
+        except Exception as e:  # any failure to map: fall back, say so once
             if request.get("transfer") == "host":
                 raise
             self.transfer = "host"
@@ -255,15 +271,8 @@ class Runner:
         if self.settings.sanitizer:
             errors = sanitizer_errors(report)
             if errors:
-                self.record(case, "RUNTIME_ERROR", report)
-                raise FibFailure(f"SANITIZER ({self.settings.sanitizer}): {errors} error(s) "
-                                 f"reported:\n{report}")
-
-    def record(self, case: Case, status: str, log: str, **fields: Any) -> None:
-        if not self._recording:
-            return
-        rec = self.fib.results.setdefault(case.key, {"case": case})
-        rec.update(status=status, log=log[-20000:], **fields)
+                raise fail(Status.SANITIZER, f"SANITIZER ({self.settings.sanitizer}): {errors} "
+                                             f"error(s) reported:\n{report}", log=report)
 
     # -- correctness ---------------------------------------------------------------------------
 
@@ -276,13 +285,13 @@ class Runner:
         tag = "-".join(f"{k}{v}" for k, v in sorted(axes.items()))
         drawn = Case(case.definition, synthetic_workload(case.workload, axes, tag), case.solution)
         try:
-            self.correctness(drawn, trials=1, record=False)
-        except pytest.skip.Exception as e:
-            if "NOT_DISCRIMINATIVE" in str(e):
+            self.correctness(drawn, trials=1)
+        except FibSkip as e:
+            if e.outcome.status is Status.NOT_DISCRIMINATIVE:
                 return  # this shape cannot discriminate: nothing learned, not a failure
             raise
         except FibFailure as e:
-            if str(e).startswith("REFERENCE_ERROR"):
+            if e.outcome.status is Status.REFERENCE_ERROR:
                 reject()  # axes the constraints allow but the reference refuses: not a case
             raise
 
@@ -318,8 +327,8 @@ class Runner:
             pool.close()
         self.fib.diagnostics[case.key] = text
 
-    def correctness(self, case: Case, trials: int | None = None, record: bool = True) -> None:
-        self._recording = record
+    def correctness(self, case: Case, trials: int | None = None) -> Outcome:
+        """The solution on fresh inputs against the reference: PASSED, or the failure raised."""
         self.profile(case)
         definition, workload = self.models(case)
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
@@ -329,28 +338,28 @@ class Runner:
         # workload's fault, reported before any solution is blamed for it.
         self.reference(case, definition, workload, seeds[0])
         plan = self.draw_plan(case, definition, workload, seeds[0])
-        extra = {"draws": dataclasses.asdict(plan)} if plan else {}
+        extra: dict[str, Any] = {"draws": dataclasses.asdict(plan)} if plan else {}
         try:
             resp = self.call(self.request("correctness", case, seeds, **extra), case)
         except CompiledOnly as e:
             # Nothing to run it on here; the workload and its reference still are checked.
             self.reference(case, definition, workload, seeds[0])
-            pytest.skip(f"{e}; the reference ran on these inputs; running the solution needs a "
-                        "CUDA GPU")
+            raise FibSkip(dataclasses.replace(e.outcome, message=(
+                f"{e.outcome.message}; the reference ran on these inputs; running the solution "
+                "needs a CUDA GPU"))) from None
         if resp.get("tampered"):
-            self.record(case, "RUNTIME_ERROR", "harness tampering")
-            raise FibFailure("HARNESS_TAMPERED: the solution replaced functions the harness checks "
-                             f"its inputs and outputs with: {', '.join(resp['tampered'])}. The "
-                             "verdict is void.")
+            raise fail(Status.HARNESS_TAMPERED, "HARNESS_TAMPERED: the solution replaced "
+                       "functions the harness checks its inputs and outputs with: "
+                       f"{', '.join(resp['tampered'])}. The verdict is void.",
+                       log="harness tampering")
         names = list(case.definition.raw["outputs"])
         rules = check.rules_for(case.definition.raw)
         worst = check.Verdict("PASSED")
-        for t, (seed, trial) in enumerate(zip(seeds, resp["trials"])):
+        for t, (seed, trial) in enumerate(zip(seeds, resp["trials"], strict=False)):
             inputs, refs = self.reference(case, definition, workload, seed)
             if trial["mutated"]:
-                self.record(case, "INCORRECT_NUMERICAL", trial["mutated"])
-                raise FibFailure(f"INPUT_MUTATED (trial {t + 1} of {len(seeds)}): "
-                                 f"{trial['mutated']}")
+                raise fail(Status.INPUT_MUTATED, f"INPUT_MUTATED (trial {t + 1} of {len(seeds)}): "
+                                                 f"{trial['mutated']}", log=trial["mutated"])
             verdict = check.compare_outputs(names, trial["outputs"], refs, tol.atol, tol.rtol,
                                             required, rules)
             if verdict.passed and plan:
@@ -358,33 +367,37 @@ class Runner:
                                                  inputs, trial["outputs"][rules.index(
                                                      check.SAMPLES)])
             if not verdict.passed:
-                self.record(case, verdict.status, verdict.message, max_abs=verdict.max_abs,
-                            max_rel=verdict.max_rel)
                 hint = returned_hint(case) if trial.get("returned") else ""
-                raise FibFailure(f"{verdict.status} (trial {t + 1} of {len(seeds)}, "
-                                 f"--fib-seed={self.settings.seed}):\n{verdict.message}{hint}"
-                                 f"{self.called_as(case)}")
+                raise fail(Status[verdict.status],
+                           f"{verdict.status} (trial {t + 1} of {len(seeds)}, "
+                           f"--fib-seed={self.settings.seed}):\n{verdict.message}{hint}"
+                           f"{self.called_as(case)}", log=verdict.message,
+                           max_abs=verdict.max_abs, max_rel=verdict.max_rel)
             worst = check.Verdict("PASSED", max_abs=max(worst.max_abs, verdict.max_abs),
                                   max_rel=max(worst.max_rel, verdict.max_rel),
                                   matched_ratio=min(worst.matched_ratio, verdict.matched_ratio))
         if plan:
             verdict = self.distribution(case, definition, workload, seeds[0], plan, resp["draws"])
             if not verdict.passed:
-                self.record(case, verdict.status, verdict.message)
-                raise FibFailure(f"{verdict.status} (--fib-seed={self.settings.seed}):\n"
-                                 f"{verdict.message}")
+                raise fail(Status[verdict.status], f"{verdict.status} "
+                           f"(--fib-seed={self.settings.seed}):\n{verdict.message}",
+                           log=verdict.message)
             worst = verdict
-        self.record(case, "PASSED", resp.get("log", ""), max_abs=worst.max_abs,
-                    max_rel=worst.max_rel, matched_ratio=worst.matched_ratio)
+        passed = Outcome(Status.PASSED, log=resp.get("log", ""), metrics={
+            "max_abs": worst.max_abs, "max_rel": worst.max_rel,
+            "matched_ratio": worst.matched_ratio})
         if plan:
-            return  # a sampler's distribution check discriminates by construction
+            return passed  # a sampler's distribution check discriminates by construction
         null = self.null_candidate(case, definition, workload, seeds[0], tol.atol, tol.rtol,
                                    required)
         if null:
-            pytest.skip(f"NOT_DISCRIMINATIVE: {null} passes the tolerance on this workload too "
+            raise FibSkip(dataclasses.replace(
+                passed, status=Status.NOT_DISCRIMINATIVE,
+                message=f"NOT_DISCRIMINATIVE: {null} passes the tolerance on this workload too "
                         f"(atol={tol.atol:g}, rtol={tol.rtol:g}), so a pass means nothing here. "
                         "Tighten the tolerance for this definition (ini fib_tolerances) or use "
-                        "inputs with larger outputs.")
+                        "inputs with larger outputs."))
+        return passed
 
     def draw_plan(self, case: Case, definition: Any, workload: Any,
                   seed: int) -> sampling.DrawPlan | None:
@@ -451,22 +464,18 @@ class Runner:
 
     # -- timing --------------------------------------------------------------------------------
 
-    def timing(self, case: Case, benchmark: Any) -> None:
-        from . import bench
-
-        self._recording = True
+    def timing(self, case: Case) -> Outcome:
+        """The solution timed, its timed outputs checked: PASSED with the timing summary and
+        samples, or the failure raised."""
         self.profile(case)
         try:
-            self._timing(case, benchmark)
+            return self._timing(case)
         except CompiledOnly as e:
-            bench.not_measured(benchmark)
-            pytest.skip(f"{e}; timing it needs a CUDA GPU")
-        except BaseException:
-            bench.not_measured(benchmark)
-            raise
+            raise FibSkip(dataclasses.replace(e.outcome, message=(
+                f"{e.outcome.message}; timing it needs a CUDA GPU"))) from None
 
-    def _timing(self, case: Case, benchmark: Any) -> None:
-        from . import bench, timing
+    def _timing(self, case: Case) -> Outcome:
+        from . import timing
 
         definition, workload = self.models(case)
         tol = self.settings.tolerance_for(case.definition.name, case.definition.op_type)
@@ -485,46 +494,47 @@ class Runner:
             req["where"]["baseline"] = baseline.path
         resp, parts = self.timed_call(req, case)
         names = list(case.definition.raw["outputs"])
-        for k, produced in resp["checked"].items():
+        for k, produced in resp.get("checked", {}).items():
             cycles = timed_cycles(k, len(seeds), self.settings.iterations)
             refs = self.perturbed_reference(case, seeds[k], cycles)
             verdict = check.compare_outputs(names, produced["outputs"], refs, tol.atol, tol.rtol,
                                             required, check.rules_for(case.definition.raw))
             mutated = produced["mutated"]
             if not verdict.passed or mutated:
-                self.record(case, "INCORRECT_NUMERICAL", verdict.message or str(mutated))
-                raise FibFailure(
+                raise fail(
+                    Status.TIMED_OUTPUT_WRONG,
                     "TIMED_OUTPUT_WRONG: the outputs of the timed calls do not match the reference "
                     "(the correctness item passed: does the solution behave differently when it "
-                    f"is timed, or reuse stale results?):\n{verdict.message or mutated}")
+                    f"is timed, or reuse stale results?):\n{verdict.message or mutated}",
+                    log=verdict.message or str(mutated))
         m = parts[0]
         ref_m = self.reference_timing(case, definition, workload, seeds)
         info = self.timing_info(case, m, ref_m)
         if len(parts) > 1 and parts[1].samples_s and baseline is not None:
             point, lo, hi = timing.ratio_ci(parts[1].samples_s, m.samples_s)
-            info.update(baseline=baseline.name, speedup_vs_baseline=point,
-                        speedup_vs_baseline_ci95=[lo, hi],
-                        baseline_latency_ms=timing.summarize(parts[1].samples_s)["median_ms"])
+            info["baseline"] = baseline.name
+            info["speedup_vs_baseline"] = point
+            info["speedup_vs_baseline_ci95"] = [lo, hi]
+            info["baseline_latency_ms"] = timing.summarize(parts[1].samples_s)["median_ms"]
         peak = info.get("peak_bandwidth_GBps")
         if peak and info["achieved_GBps"] > 1.05 * peak:
-            self.record(case, "INCORRECT_NUMERICAL", "implausible time")
-            raise FibFailure(
+            raise fail(
+                Status.IMPLAUSIBLE_TIME,
                 f"IMPLAUSIBLE_TIME: {info['latency_ms'] * 1e3:.2f} us for {info['bytes']} bytes "
                 f"is {info['achieved_GBps']:.0f} GB/s, above the GPU's peak memory bandwidth "
                 f"({peak:.0f} GB/s): the kernel cannot have read its inputs and written its "
-                "outputs. Timing something other than the computation?")
-        self.record_timing(case, info, m.samples_s)
-        bench.feed(benchmark, m.samples_s, m.clock, info)
+                "outputs. Timing something other than the computation?", log="implausible time")
+        return Outcome(Status.PASSED, timing=info, samples_s=list(m.samples_s),
+                       notes=list(m.notes))
 
-    def timed_call(self, req: dict[str, Any], case: Case) -> tuple[dict[str, Any], list[Any]]:
+    def timed_call(self, req: Request, case: Case) -> tuple[Reply, list[Any]]:
         """The worker's timing answer and its measurements, computed here from the raw records."""
-        def send() -> dict[str, Any]:
+        def send() -> Reply:
             resp = self.call(req, case)
-            if resp["tampered"]:
-                self.record(case, "RUNTIME_ERROR", "timer tampering")
-                raise FibFailure("TIMER_TAMPERED: the solution replaced timing functions the "
-                                 f"harness relies on: {', '.join(resp['tampered'])}. The time is "
-                                 "void.")
+            if resp.get("tampered"):
+                raise fail(Status.TIMER_TAMPERED, "TIMER_TAMPERED: the solution replaced timing "
+                           f"functions the harness relies on: {', '.join(resp['tampered'])}. "
+                           "The time is void.", log="timer tampering")
             return resp
 
         return resolved(req, send)
@@ -553,7 +563,7 @@ class Runner:
             return self._ref_times[key]
         # In its own worker: the profiler never runs in this process (CUPTI teardown at exit is
         # not always clean), and no solution code ever shares a process with the reference.
-        req = {"op": "time_reference", "definition": case.definition.raw,
+        req: Request = {"op": "time_reference", "definition": case.definition.raw,
                "workload": case.workload.raw, "root": str(self.settings.dataset),
                "where": {"definition": case.definition.path,
                          "workload": f"{case.workload.path}:{case.workload.line}"},
@@ -561,33 +571,35 @@ class Runner:
                "warmup": self.settings.warmup,
                "iterations": max(3, self.settings.iterations // 2)}
 
-        def send() -> dict[str, Any]:
+        def send() -> Reply:
             try:
                 resp = self.ref_pool.call(req, self.settings.timeout)
             except WorkerLost as e:
-                raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: {e}") from None
+                raise fail(Status.REFERENCE_ERROR,
+                           f"REFERENCE_ERROR: timing the reference failed: {e}") from None
             if resp["status"] != "ok":
-                raise FibFailure(f"REFERENCE_ERROR: timing the reference failed: "
-                                 f"{resp.get('message')}\n{resp.get('traceback', '')}")
+                raise fail(Status.REFERENCE_ERROR, f"REFERENCE_ERROR: timing the reference "
+                           f"failed: {resp.get('message')}\n{resp.get('traceback', '')}")
             return resp
 
         m = resolved(req, send)[1][0]
         self._ref_times[key] = m
         return m
 
-    def timing_info(self, case: Case, m: Any, ref_m: Any) -> dict[str, Any]:
+    def timing_info(self, case: Case, m: Any, ref_m: Any) -> TimingInfo:
+        """The JSON-safe timing summary (pytest-benchmark's extra_info, the report's rows)."""
         from . import timing
 
         stats = timing.summarize(m.samples_s)
         latency = stats["median_ms"]
         ref_latency = timing.summarize(ref_m.samples_s)["median_ms"]
         nbytes = case.definition.nbytes(case.workload.axes)
-        info: dict[str, Any] = {
+        info: TimingInfo = {
             "definition": case.definition.name, "op_type": case.definition.op_type,
             "workload_uuid": case.workload.uuid, "axes": dict(case.workload.axes),
             "solution": case.solution.name, "author": case.solution.author,
             "language": case.solution.language, "clock": m.clock, "device": self.device,
-            "latency_ms": latency, "iqr_ms": stats["iqr_ms"], "samples": stats["n"],
+            "latency_ms": latency, "iqr_ms": stats["iqr_ms"], "samples": int(stats["n"]),
             "reference_latency_ms": ref_latency,
             "speedup": ref_latency / latency if latency > 0 else 0.0,
             "bytes": nbytes, "achieved_GBps": nbytes / (latency / 1e3) / 1e9 if latency else 0.0,
@@ -603,14 +615,15 @@ class Runner:
             info["gpu"] = torch.cuda.get_device_name(0)
         return info
 
-    def record_timing(self, case: Case, info: dict[str, Any], samples: list[float]) -> None:
-        rec = self.fib.results.setdefault(case.key, {"case": case})
-        rec.update(timing=info, latency_ms=info["latency_ms"], samples_s=samples)
-        rec.setdefault("status", "PASSED")
+
+def worker_error(resp: Reply) -> FibFailure:
+    """A worker answer of no known kind: pytest-fib's own bug."""
+    return fail(Status.WORKER_ERROR,
+                "pytest-fib worker error (a bug in pytest-fib, please report): "
+                f"{resp.get('message')}\n{resp.get('traceback', '')}")
 
 
-def resolved(req: dict[str, Any], send: Callable[[], dict[str, Any]]
-             ) -> tuple[dict[str, Any], list[Any]]:
+def resolved(req: Request, send: Callable[[], Reply]) -> tuple[Reply, list[Any]]:
     """Send a timing request and compute its measurements here, from the raw records the worker
     returns (timing.resolve: the process that ran the timed code never computes a time). A CUPTI
     trace that cannot be split into iterations (a solution that launches the marker kernel
@@ -623,7 +636,7 @@ def resolved(req: dict[str, Any], send: Callable[[], dict[str, Any]]
         req["clock"] = clock
         resp = send()
         try:
-            parts = timing.resolve(timing.Measurement(**resp["measurement"]),
+            parts = timing.resolve(timing.Measurement(**resp.get("measurement", {})),
                                    resp.get("parts", 1))
         except timing.Unresolvable as e:
             why = f"CUPTI trace unusable ({e}); timed again with CUDA events around each call"
@@ -631,7 +644,7 @@ def resolved(req: dict[str, Any], send: Callable[[], dict[str, Any]]
         if why:
             parts[0].notes.append(why)
         return resp, parts
-    raise FibFailure(f"the timing trace could not be read: {why}")
+    raise fail(Status.TIMING_UNREADABLE, f"the timing trace could not be read: {why}")
 
 
 RECHECK_BYTES = 512 * 2**20  # timed outputs (and inputs) shipped back for re-checking, per item
@@ -652,61 +665,3 @@ def recheck_sets(n_sets: int, warmup: int, iterations: int, limit: int = 16) -> 
         reused = [reused[int(j * step)] for j in range(limit)]
     last = (iterations - 1) % n_sets
     return sorted(set(reused) | {last})
-
-
-def binding_hint(case: Case) -> str:
-    """Sources written against torch's extension API, built with the TVM-FFI default binding."""
-    spec = case.solution.raw.get("spec", {})
-    uses_torch = any("torch/extension.h" in src.get("content", "")
-                     for src in case.solution.raw.get("sources", []))
-    if spec.get("binding") in (None, "tvm-ffi") and uses_torch:
-        return ("\nHint: the sources include <torch/extension.h> but spec.binding is "
-                f"{spec.get('binding') or 'unset (tvm-ffi)'}: set \"binding\": \"torch\" in "
-                f"{case.solution.path}.")
-    return ""
-
-
-def dps_hint(case: Case, message: str) -> str:
-    """A solution JSON without destination_passing_style is destination-passing for
-    flashinfer-bench 0.1.2 (outputs passed as arguments); many value-returning solutions omit it."""
-    spec = case.solution.raw.get("spec", {})
-    # pybind11, Python and hand-written checks word it differently (all seen in the public dataset)
-    argument_error = any(m in message for m in ("incompatible function arguments", "positional",
-                                                "takes", "arguments"))
-    if "destination_passing_style" in spec or not argument_error:
-        return ""
-    return ("\nHint: the solution's spec has no destination_passing_style, which flashinfer-bench "
-            "0.1.2 reads as true (outputs are passed as extra arguments); if its entry point "
-            "returns its outputs, set \"destination_passing_style\": false "
-            f"(in {case.solution.path}).")
-
-
-def returned_hint(case: Case) -> str:
-    """A destination-passing call that returned a tensor: the solution most likely computes into
-    a new tensor and never writes the outputs it was given."""
-    spec = case.solution.raw.get("spec", {})
-    how = ("has no destination_passing_style, which flashinfer-bench 0.1.2 reads as true"
-           if "destination_passing_style" not in spec else "sets destination_passing_style")
-    return ("\nHint: the solution was called destination-passing style (outputs as extra "
-            "arguments) and returned a tensor: does its entry point return its result instead "
-            f"of writing the outputs? Its spec {how}; if so, set \"destination_passing_style\": "
-            f"false (in {case.solution.path}).")
-
-
-def diagnostic_wrapper(settings: Any) -> list[str] | None:
-    """The command a worker runs under for --fib-sanitizer (None: plain)."""
-    if settings.sanitizer:
-        return ["compute-sanitizer", "--tool", settings.sanitizer, "--print-limit", "20",
-                "--target-processes", "all"]
-    return None  # --fib-ncu profiles in a worker of its own (Runner.profile), not every item
-
-
-def sanitizer_errors(report: str) -> int:
-    """The error count compute-sanitizer printed in its summary line."""
-    import re
-
-    # memcheck/initcheck/synccheck: "ERROR SUMMARY: N errors"; racecheck: "RACECHECK SUMMARY:
-    # H hazards displayed (N errors, W warnings)" (seen on an H200, tools/gpu/ncu19.sh)
-    counts = [int(n) for n in re.findall(r"ERROR SUMMARY:\s*(\d+)\s+error", report)]
-    counts += [int(n) for n in re.findall(r"RACECHECK SUMMARY:[^(\n]*\((\d+)\s+error", report)]
-    return max(counts) if counts else 0

@@ -73,8 +73,9 @@ def repeat_inputs(names: list[str], inputs: list[Any], repeat: int) -> list[Any]
     out = []
     for value in inputs:
         if isinstance(value, torch.Tensor) and value.dim() > 0:
-            value = value.repeat(repeat, *([1] * (value.dim() - 1)))
-        out.append(value)
+            out.append(value.repeat(repeat, *([1] * (value.dim() - 1))))
+        else:
+            out.append(value)
     return out
 
 
@@ -147,8 +148,8 @@ def frequencies(samples: list[Any], batch: int, vocab: int) -> Any:
     import torch
 
     counts = torch.zeros(batch, vocab, dtype=torch.float64)
-    for s in samples:
-        s = s.reshape(-1, *s.shape[1:]) if s.dim() else s.reshape(1)
+    for drawn in samples:
+        s = drawn.reshape(-1, *drawn.shape[1:]) if drawn.dim() else drawn.reshape(1)
         rows = s.shape[0] if s.dim() else 1
         row_of = (torch.arange(rows) % batch).unsqueeze(-1).expand(-1, s.numel() // rows)
         counts.index_put_((row_of.reshape(-1), s.reshape(-1).to(torch.int64).cpu()),
@@ -168,7 +169,7 @@ def noise(support: int, draws: int, exact: bool) -> float:
     """About the TVD between a correct sampler's frequencies over ``draws`` draws and the
     expected distribution on ``support`` tokens (sqrt(2/pi)/2 * sqrt(support/draws) for a
     uniform one; twice the variance against another sample)."""
-    return 0.4 * (support * (1 if exact else 2) / max(1, draws)) ** 0.5
+    return 0.4 * float((support * (1 if exact else 2) / max(1, draws)) ** 0.5)
 
 
 def judge_distribution(observed: Any, expected: Any, draws: int, exact: bool = True) -> Verdict:

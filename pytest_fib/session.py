@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,7 +13,13 @@ from . import dataset as dataset_mod
 from . import local
 from .cases import Case
 from .dataset import Dataset, Problem, SolutionRec
+from .results import Results
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .buildcache import BuildCache
+    from .runner import Runner
+    from .traces import TraceWriter
 
 
 @dataclasses.dataclass
@@ -29,11 +35,11 @@ class FibSession:
     load_seconds: float = 0.0
     # case key -> correctness outcome ("passed", "failed", "skipped") and its message
     outcomes: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
-    # case key -> result record (trace fields, timings); filled as items finish
-    results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    runner: Any = None  # runner.Runner, created at the first item (imports torch)
-    builds: Any = None  # buildcache.BuildCache: the persistent build cache and its pool
-    traces: Any = None  # traces.TraceWriter, created at the first finished item
+    # case key -> result record (status, metrics, timings); filled as items finish (results.py)
+    results: Results = dataclasses.field(default_factory=Results)
+    runner: Runner | None = None  # created at the first item (imports torch)
+    builds: BuildCache | None = None  # the persistent build cache and its pool (buildcache.py)
+    traces: TraceWriter | None = None  # created at the first finished item
     # --fib-resume: resume key -> what an earlier run recorded ({"status", "message", "file"})
     recorded: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     torn: list[str] = dataclasses.field(default_factory=list)  # torn trace lines set aside
@@ -62,9 +68,6 @@ class FibSession:
     @property
     def op_types(self) -> list[str]:
         return sorted({d.op_type for d in self.dataset.definitions.values()})
-
-
-from .keys import FIB_SESSION  # noqa: E402 - re-exported: one key, defined in keys.py
 
 
 def load(settings: Settings) -> FibSession:
@@ -97,7 +100,8 @@ def load(settings: Settings) -> FibSession:
 
 
 def orphan_problem(fib: FibSession, sol: SolutionRec) -> Problem:
-    """A solution for a definition the dataset lacks (or cannot load): a load failure of its file."""
+    """A solution for a definition the dataset lacks (or cannot load): a load failure of its
+    file."""
     bad = fib.dataset.unusable.get(sol.definition)
     if bad is not None:
         return Problem(sol.path, None, f"its definition {sol.definition!r} cannot be loaded: "

@@ -99,7 +99,8 @@ def parse_size(text: str, source: str) -> int:
     try:
         return int(float(m.group(1)) * scale)
     except ValueError:
-        raise _usage(source, text, "not a size", "Use bytes or a unit, e.g. 64MB or 1GiB.") from None
+        raise _usage(source, text, "not a size",
+                     "Use bytes or a unit, e.g. 64MB or 1GiB.") from None
 
 
 def _first(config: pytest.Config, option: str, env: str | None, ini: str | None) -> tuple[Any, str]:
@@ -265,7 +266,7 @@ def resolve(config: pytest.Config) -> Settings:
         v = config.getoption(option)
         if not v:
             return None
-        path = (config.invocation_params.dir / os.path.expanduser(v)).resolve()
+        path: Path = (config.invocation_params.dir / os.path.expanduser(v)).resolve()
         problem = output_dir_problem(path)
         if problem:
             flag = "--" + option.replace("_", "-")

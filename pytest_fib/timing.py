@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MARKER_CYCLES = 1000  # torch.cuda._sleep: a ~1 us kernel that separates iterations in the trace
 # The marker kernel's exact name in a CUPTI trace (learned once per process by marker_name();
@@ -49,10 +50,6 @@ class Measurement:
     records: list[list[Any]] | None = None
     marker: str = ""
     iterations: int = 0
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.samples_s)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,7 +138,8 @@ def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any],
     for i in range(iterations):
         prep(i)
         flush.zero_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call,unused-ignore]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call,unused-ignore]
         start.record()
         call(i)
         end.record()
@@ -154,7 +152,7 @@ def _measure_events(call: Callable[[int], Any], prep: Callable[[int], Any],
 def _device_activities(prof: Any) -> list[tuple[float, float, str, int]]:
     """(start_us, end_us, name, stream) of every device-side activity (kernels, memcpy, memset).
     torch.profiler keeps a device event's stream id in ``device_resource_id``."""
-    from torch.autograd import DeviceType
+    from torch.autograd import DeviceType  # type: ignore[attr-defined,unused-ignore]
 
     out = []
     for evt in prof.events():
@@ -177,10 +175,10 @@ def _measure_cupti(call: Callable[[int], Any], prep: Callable[[int], Any],
             for i in range(iterations):
                 prep(i)
                 flush.zero_()
-                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]  # opens iteration i
+                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined,no-untyped-call,unused-ignore]  # opens iteration i
                 call(i)
                 torch.cuda.synchronize()  # every stream's work of this call is done...
-                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined]  # ...before this
+                torch.cuda._sleep(MARKER_CYCLES)  # type: ignore[attr-defined,no-untyped-call,unused-ignore]  # ...before this
                 torch.cuda.synchronize()
                 post(i)  # after the closing marker: outside every iteration's span
     except RuntimeError as e:
@@ -230,7 +228,7 @@ def marker_name() -> str:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            torch.cuda._sleep(10)  # type: ignore[attr-defined]
+            torch.cuda._sleep(10)  # type: ignore[attr-defined,no-untyped-call,unused-ignore]
             torch.cuda.synchronize()
         names = {a[2] for a in _device_activities(prof)}
         _LEARNED.append(names.pop() if len(names) == 1 else MARKER_KERNEL)

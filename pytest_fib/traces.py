@@ -1,8 +1,8 @@
 """Durable results: FlashInfer-Trace JSONL, one line per finished item, flushed as it finishes.
 
 ``--fib-traces DIR`` treats DIR as a dataset root: lines go to
-``DIR/traces/<author>/<op_type>/<definition>.jsonl``, built and validated with flashinfer-bench's own
-``Trace`` model, so ``TraceSet.from_path(DIR)`` and the existing tools read them.
+``DIR/traces/<author>/<op_type>/<definition>.jsonl``, built and validated with flashinfer-bench's
+own ``Trace`` model, so ``TraceSet.from_path(DIR)`` and the existing tools read them.
 
 * A correctness item writes its verdict (``PASSED`` with zero performance, or the failure status);
   the timing item then writes ``PASSED`` with the measured performance. Each line is appended with a
@@ -36,9 +36,6 @@ from .settings import Settings
 SIDE = ".pytest-fib"  # pytest-fib's own files, beside traces/: never read by TraceSet.from_path
 INDEX = f"{SIDE}/index.jsonl"  # relative to the --fib-traces folder
 LEGACY_INDEX = "traces/.pytest-fib-index.jsonl"  # before issue 14: broke TraceSet.from_path
-FAILURES = {"INCORRECT_SHAPE", "INCORRECT_NUMERICAL", "INCORRECT_DTYPE", "RUNTIME_ERROR",
-            "COMPILE_ERROR", "TIMEOUT"}
-
 
 def append_line(path: Path, obj: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +53,7 @@ def append_line(path: Path, obj: dict[str, Any]) -> None:
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
     """Every complete line; a torn last line (a kill mid-write) is ignored, not an error."""
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
@@ -148,13 +145,13 @@ def environment(device: str) -> dict[str, Any]:
         if torch.version.cuda:
             libs["cuda"] = str(torch.version.cuda)
         hardware = torch.cuda.get_device_name(0) if device == "cuda" else _cpu_name()
-    except Exception:  # torch missing or broken: still record where it ran
+    except Exception:  # noqa: BLE001 -- torch missing or broken: still record where it ran
         hardware = _cpu_name()
     try:
         import triton
 
         libs["triton"] = triton.__version__
-    except Exception:
+    except Exception:  # noqa: BLE001 -- triton missing or broken: not recorded
         pass
     return {"hardware": hardware, "libs": libs}
 

@@ -79,8 +79,9 @@ class Outbox:
             if _bytes_only(tensor.dtype):
                 raw = as_bytes(tensor)
                 self._held.append(raw)
-                return SharedTensor(*reduce_tensor(raw), tensor.dtype, tuple(tensor.shape))
-            rebuild, args = reduce_tensor(tensor)
+                rebuild, args = reduce_tensor(raw)  # type: ignore[no-untyped-call,unused-ignore]
+                return SharedTensor(rebuild, args, tensor.dtype, tuple(tensor.shape))
+            rebuild, args = reduce_tensor(tensor)  # type: ignore[no-untyped-call,unused-ignore]
             self._held.append(tensor)
             return SharedTensor(rebuild, args)
         # A contiguous host copy of its bytes: a view would otherwise pickle its whole storage.

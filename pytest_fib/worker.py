@@ -19,12 +19,21 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
 from . import check, zygote
-from .build import (Builder, BuildFailure, CheckUnavailable, MissingPackage, compiler_errors,
-                    missing_dependency, missing_module)
+from .build import (
+    Builder,
+    BuildFailure,
+    CheckUnavailable,
+    MissingPackage,
+    compiler_errors,
+    missing_dependency,
+    missing_module,
+)
+from .protocol import Reply, Request, Trial
 from .transfer import Outbox
 
 # Text of errors after which the CUDA context is unusable: answer, then exit to be replaced.
@@ -87,7 +96,7 @@ def call_solution(runnable: Any, definition: Any, inputs: list[Any],
     return outs, returned
 
 
-def _error(e: BaseException, device: str, solution: Any = None) -> dict[str, Any]:
+def _error(e: BaseException, device: str, solution: Any = None) -> Reply:
     text = "".join(traceback.format_exception(e)).strip()
     short = f"{type(e).__name__}: {e}".strip()
     module = missing_module(short, solution) if isinstance(e, ImportError) and solution else None
@@ -100,7 +109,7 @@ def _error(e: BaseException, device: str, solution: Any = None) -> dict[str, Any
             "fatal": fatal}
 
 
-def _load(req: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _load(req: Request) -> tuple[Any, Any, Any]:
     from .models import validate
 
     return (validate("definition", req["definition"], req["where"]["definition"]),
@@ -122,7 +131,8 @@ class _Timed:
         self.outs = [poisoned_outputs(definition, inp, device) if self.dps else [] for inp in sets]
         self.last: dict[int, Any] = {}
         # The timed iteration after which each re-checked set's outputs are snapshotted: its last.
-        self.snap_at = {max(range(k, iterations, len(sets))): k for k in recheck or [] if k < iterations}
+        self.snap_at = {max(range(k, iterations, len(sets))): k
+                        for k in recheck or [] if k < iterations}
         self.snaps: dict[int, list[Any]] = {}
 
     def call(self, i: int) -> None:
@@ -194,8 +204,8 @@ class Guard:
     # were before any solution code ran. Replacing an unlisted helper of the timing path, or
     # shadowing a method on a class whose identity stays the same, shows here.
     HARNESS_SPACES = ("pytest_fib.check", "pytest_fib.inputs", "pytest_fib.transfer")
-    TIMER_SPACES = HARNESS_SPACES + (
-        "pytest_fib.timing", "pytest_fib.worker", "time", "torch.profiler",
+    TIMER_SPACES = (
+        *HARNESS_SPACES, "pytest_fib.timing", "pytest_fib.worker", "time", "torch.profiler",
         "torch.profiler.profiler", "torch.autograd.profiler", "torch.autograd.profiler_util",
         "torch.cuda")
 
@@ -274,7 +284,7 @@ class Guard:
         HARNESS), or everything the timing path touches too (the default)."""
         spaces = self.HARNESS_SPACES if names == self.HARNESS else self.TIMER_SPACES
         named = [n for n in (names or self.NAMES)
-                 if any(a is not b for a, b in zip(self._identity(n), self.saved[n]))]
+                 if any(a is not b for a, b in zip(self._identity(n), self.saved[n], strict=False))]
         return named + [c for c in self._space_changes(spaces) if c not in named]
 
 
@@ -285,7 +295,7 @@ class Worker:
         self.outbox = Outbox(ipc=True)
         self.solution: Any = None  # the one being built or run (names a missing package)
 
-    def build(self, req: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any] | None]:
+    def build(self, req: Request) -> tuple[Any, Any, Any, Reply | None]:
         definition, workload, solution = _load(req)
         self.solution = solution
         start = time.perf_counter()
@@ -313,7 +323,7 @@ class Worker:
                 "status": "compiled", "build_seconds": time.perf_counter() - start}
         return definition, workload, runnable, None
 
-    def op_correctness(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_correctness(self, req: Request) -> Reply:
         from .inputs import make_inputs
 
         definition, workload, runnable, early = self.build(req)
@@ -321,7 +331,7 @@ class Worker:
             return early
         device = req["device"]
         names = list(definition.inputs)
-        trials = []
+        trials: list[Trial] = []
         alive = []  # earlier trials' inputs stay allocated: every trial gets new addresses
         for seed in req["seeds"]:
             inputs = make_inputs(definition, workload, device, seed, req["root"])
@@ -329,7 +339,7 @@ class Worker:
             alive.append(inputs)
             try:
                 outs, returned = call_solution(runnable, definition, inputs, device)
-            except BaseException as e:  # noqa: BLE001 -- any failure of solution code is a verdict
+            except BaseException as e:  # any failure of solution code is a verdict
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 return _error(e, device, self.solution)
@@ -338,11 +348,11 @@ class Worker:
             trials.append({"outputs": [self.outbox.pack(o) for o in outs],
                            "mutated": check.mutated_inputs(names, before, inputs),
                            "returned": returned})
-        resp: dict[str, Any] = {"status": "ok", "trials": trials}
+        resp: Reply = {"status": "ok", "trials": trials}
         if req.get("draws"):
             try:
                 resp["draws"] = self.draws(runnable, definition, alive[0], device, req["draws"])
-            except BaseException as e:  # noqa: BLE001 -- solution code failed
+            except BaseException as e:  # solution code failed
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 return _error(e, device, self.solution)
@@ -367,7 +377,7 @@ class Worker:
             samples.append(out.to(torch.int32))
         return self.outbox.pack(torch.stack(samples))
 
-    def op_timing(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_timing(self, req: Request) -> Reply:
         """Time the solution over rotating input sets (interleaved with a baseline solution when
         the request names one); send back the outputs of the last timed calls so the controller
         can check that what was timed computed the right thing."""
@@ -398,7 +408,7 @@ class Worker:
                 m = timing.measure(call, device=device, warmup=req["warmup"] * len(timed),
                                    iterations=req["iterations"] * len(timed), before=before,
                                    after=after, clock=req.get("clock", "auto"))
-        except BaseException as e:  # noqa: BLE001 -- solution code failed while timed
+        except BaseException as e:  # solution code failed while timed
             if isinstance(e, KeyboardInterrupt):
                 raise
             return _error(e, device, self.solution)
@@ -407,14 +417,14 @@ class Worker:
         pristine = lambda seed: make_inputs(definition, workload, device, seed, req["root"])  # noqa: E731
         # The measurement goes back raw (CUPTI records, interleaved): the controller computes
         # the times and splits them among the solutions (timing.resolve), not this process.
-        resp: dict[str, Any] = {"status": "ok", "measurement": m.to_json(), "parts": len(timed),
+        resp: Reply = {"status": "ok", "measurement": m.to_json(), "parts": len(timed),
                                 "checked": mine.checked(req["recheck"], req["iterations"], pristine,
                                                         list(definition.inputs), self.outbox),
                                 "tampered": self.guard.changed()}
         resp["fatal"] = bool(resp["tampered"])
         return resp
 
-    def build_baseline(self, req: dict[str, Any], definition: Any) -> Any:
+    def build_baseline(self, req: Request, definition: Any) -> Any:
         """The baseline's runnable, or why there is none (it is context, never a verdict)."""
         from .models import validate
 
@@ -426,7 +436,7 @@ class Worker:
         reclaim_crash_handler()
         return runnable if runnable is not None else "compile-only on this machine"
 
-    def op_time_reference(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_time_reference(self, req: Request) -> Reply:
         """Time the definition's reference (this worker never runs solution code)."""
         import torch
         from flashinfer_bench.compile import BuilderRegistry
@@ -446,13 +456,13 @@ class Worker:
                                clock=req.get("clock", "auto"))
         return {"status": "ok", "measurement": m.to_json()}
 
-    def op_reference(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_reference(self, req: Request) -> Reply:
         """The definition's reference (reference.py); this process runs no solution code."""
         from .reference import reference_op
 
         return reference_op(req, self.outbox)
 
-    def op_profile(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_profile(self, req: Request) -> Reply:
         """Under ncu (ncu.py): the solution's calls on one input set, the profiled ones inside
         an NVTX range, after one call outside it (builds, autotuning and first-launch work)."""
         import torch
@@ -472,23 +482,23 @@ class Worker:
             with torch.no_grad():
                 runnable(*args)
                 _sync(device)
-                torch.cuda.nvtx.range_push(RANGE)
+                torch.cuda.nvtx.range_push(RANGE)  # type: ignore[no-untyped-call,unused-ignore]
                 for _ in range(CALLS):
                     runnable(*args)
                 _sync(device)
-                torch.cuda.nvtx.range_pop()
-        except BaseException as e:  # noqa: BLE001 -- the solution failed: the item says so
+                torch.cuda.nvtx.range_pop()  # type: ignore[no-untyped-call,unused-ignore]
+        except BaseException as e:  # the solution failed: the item says so
             if isinstance(e, KeyboardInterrupt):
                 raise
             return _error(e, device, self.solution)
         return {"status": "ok"}
 
-    def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_ping(self, req: Request) -> Reply:
         """Alive; and how this process started (tools/switch_cost.py)."""
         return {"status": "ok", "pid": os.getpid(), "execd": EXECD[0]}
 
-    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
-        op: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(self, f"op_{req['op']}",
+    def handle(self, req: Request) -> Reply:
+        op: Callable[[Request], Reply] | None = getattr(self, f"op_{req['op']}",
                                                                          None)
         if op is None:
             return {"status": "worker_error", "message": f"unknown op {req['op']!r}"}
@@ -496,7 +506,7 @@ class Worker:
         self.outbox.ipc = req.get("transfer", "ipc") == "ipc"
         try:
             return op(req)
-        except Exception as e:  # the harness's own bug or invalid input files: report, go on
+        except Exception as e:  # noqa: BLE001 -- the harness's bug or invalid input files: report
             from .inputs import WorkloadError
             from .models import InvalidFile
 
@@ -515,7 +525,7 @@ def warm_profiler() -> None:
     if not torch.cuda.is_available():
         return
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        torch.cuda._sleep(10)  # type: ignore[attr-defined]
+        torch.cuda._sleep(10)  # type: ignore[attr-defined,no-untyped-call,unused-ignore]
         torch.cuda.synchronize()
     prof.events()
     from .timing import marker_name

@@ -27,8 +27,10 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+
+from .protocol import Request
 
 # How a child starts: "1" = it execs a fresh interpreter; "auto" (a GPU session) = it runs on in
 # the fork unless torch marked the fork "bad", then it execs. CUDA cannot be used in a process
@@ -89,7 +91,7 @@ def kill_tree(pid: int) -> None:
                 pass
 
 
-def isolation_key(req: dict[str, Any]) -> str:
+def isolation_key(req: Request) -> str:
     """What a child is for: the solution (and a baseline timed beside it), or for reference ops
     the definition. Requests with the same key share a child."""
     parts = ([req.get(k) for k in ("solution", "baseline")] if req.get("op") not in REFERENCE_OPS

@@ -31,7 +31,7 @@ def test_a_missing_destination_passing_style_gets_a_hint() -> None:
     argument error, which must say how to fix the file."""
     from types import SimpleNamespace
 
-    from pytest_fib.runner import dps_hint
+    from pytest_fib.hints import dps_hint
 
     error = "TypeError: run(): incompatible function arguments. The following are supported"
     missing = SimpleNamespace(solution=SimpleNamespace(raw={"spec": {}}, path="s.json"))

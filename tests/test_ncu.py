@@ -97,6 +97,6 @@ def test_ncu_needs_a_gpu(pytester: pytest.Pytester) -> None:
     ("========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)", 0)])
 def test_sanitizer_errors_from_every_tools_summary(summary: str, errors: int) -> None:
     """racecheck's summary line differs from the other tools': a race must fail the item too."""
-    from pytest_fib.runner import sanitizer_errors
+    from pytest_fib.diagnostics import sanitizer_errors
 
     assert sanitizer_errors(f"========= COMPUTE-SANITIZER\n{summary}\n") == errors

@@ -188,16 +188,21 @@ def test_event_timed_items_are_named_and_kept_out_of_the_speedups() -> None:
     from types import SimpleNamespace
 
     from pytest_fib import report
+    from pytest_fib.outcome import Outcome, Status
+    from pytest_fib.results import Results
 
-    def rec(uuid: str, clock: str, speedup: float) -> dict:
-        case = SimpleNamespace(definition=SimpleNamespace(name="d"),
+    results = Results()
+
+    def rec(key: str, uuid: str, clock: str, speedup: float) -> None:
+        case = SimpleNamespace(key=key, definition=SimpleNamespace(name="d"),
                                solution=SimpleNamespace(name="s"),
                                workload=SimpleNamespace(uuid=uuid))
-        return {"case": case, "status": "PASSED",
-                "timing": {"clock": clock, "speedup": speedup, "latency_ms": 1.0}}
+        results.record(case, Outcome(Status.PASSED, timing={  # type: ignore[arg-type]
+            "clock": clock, "speedup": speedup, "latency_ms": 1.0}))
 
-    fib = SimpleNamespace(results={"a": rec("aaaaaaaa-1", "cuda-cupti", 2.0),
-                                   "b": rec("bbbbbbbb-1", "cuda-events", 0.1)})
+    rec("a", "aaaaaaaa-1", "cuda-cupti", 2.0)
+    rec("b", "bbbbbbbb-1", "cuda-events", 0.1)
+    fib = SimpleNamespace(results=results)
     assert report.events_timed(fib) == ["d::s[bbbbbbbb]"]
     (row,) = report.solution_rows(fib)
     assert row["speedup_geomean"] == pytest.approx(2.0)

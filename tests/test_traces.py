@@ -209,7 +209,11 @@ def test_trace_paths_stay_inside_the_folder(tmp_path: Path, cases) -> None:
         TraceWriter(tmp_path / "out", "cpu").path(Case(case.definition, case.workload, sol))
 
 
-def test_failures_are_flashinfer_bench_statuses() -> None:
+def test_trace_statuses_are_flashinfer_bench_statuses() -> None:
     from flashinfer_bench.data import EvaluationStatus
 
-    assert traces.FAILURES == {s.value for s in EvaluationStatus} - {"PASSED"}
+    from pytest_fib.outcome import TRACE_STATUSES, Status
+
+    assert {s.value for s in EvaluationStatus} == TRACE_STATUSES
+    # every status the harness records is a trace status, or COMPILED (a skip: no trace line)
+    assert {s.recorded_as for s in Status} - TRACE_STATUSES == {None, "COMPILED"}

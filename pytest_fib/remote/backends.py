@@ -23,8 +23,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .plan import Layout, VolumeProblem
 
@@ -143,7 +143,8 @@ class LocalHandle(Handle):
         self.env = {k: os.environ[k] for k in MACHINE_ENV if k in os.environ}
         self.env["HOME"] = str(self.root / "home")
         self.env.update(job.env)
-        done = subprocess.run(job.prep, cwd=self.root, env=self.env, capture_output=True)
+        done = subprocess.run(job.prep, cwd=self.root, env=self.env, capture_output=True,
+                              check=False)
         if done.returncode:
             raise InfraError(f"preparing the output folder failed: {done.stderr.decode()[-500:]}")
         with self.lock:
@@ -167,7 +168,8 @@ class LocalHandle(Handle):
         return code if code >= 0 else 128 - code  # killed by a signal: as a shell reports it
 
     def fetch(self) -> bytes:
-        done = subprocess.run(self.job.fetch, cwd=self.root, env=self.env, capture_output=True)
+        done = subprocess.run(self.job.fetch, cwd=self.root, env=self.env, capture_output=True,
+                              check=False)
         if done.returncode:
             raise InfraError(f"fetching the outputs failed: {done.stderr.decode()[-500:]}")
         return done.stdout

@@ -41,9 +41,29 @@ from . import options as opt
 from .backends import Handle, InfraError, Job
 from .merge import CACHE_FILES, Homecoming
 from .plan import (
-    CACHE_KEY, EXIT_INFRA, MAX_SHIP_BYTES, REPORTS_KEY, STORAGE_KEY, Artifacts, Layout, PlanError, ShipList,
-    VolumeProblem, check_paths, combine_exit_codes, detect_root, fetch_command, find_artifacts,
-    make_layout, option_table, parse_args, prep_command, remote_args, remote_env, ship_list, stage,
+    CACHE_KEY,
+    EXIT_INFRA,
+    MAX_SHIP_BYTES,
+    REPORTS_KEY,
+    STORAGE_KEY,
+    Artifacts,
+    Layout,
+    PlanError,
+    ShipList,
+    VolumeProblem,
+    check_paths,
+    combine_exit_codes,
+    detect_root,
+    fetch_command,
+    find_artifacts,
+    make_layout,
+    option_table,
+    parse_args,
+    prep_command,
+    remote_args,
+    remote_env,
+    ship_list,
+    stage,
 )
 from .replay import Received, ReplayPlugin, collection_problems, read, replay
 from .shard import EVENT
@@ -842,9 +862,4 @@ def run_replayed(config: pytest.Config, session: Session) -> int:
     return int(wrap_session(config, doit))
 
 
-def shipped_files(config: pytest.Config) -> list[str]:
-    """The project files --modal would ship (for tests and `--modal --collect-only` checks)."""
-    return make_plan(config, Options.from_config(config)).files.files
-
-
-__all__ = ["main", "modal_credentials", "make_plan", "Options", "Session", "shipped_files"]
+__all__ = ["Options", "Session", "main", "make_plan", "modal_credentials"]

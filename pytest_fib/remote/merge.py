@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .plan import CACHE_KEY, STORAGE_KEY, Artifacts
 

@@ -21,10 +21,12 @@ pytest-fib does not rebuild the image (only a change of ``image.lock.toml`` does
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 import modal
 import modal.exception
@@ -81,10 +83,13 @@ class ModalHandle(Handle):
         self.closed = False
         self.sb: Any = None
         self.proc: Any = None
+        # modal's stubs want these exact (invariant) dict types
+        volumes: dict[str | os.PathLike[Any], Any] = {k: v for k, v in backend.volumes.items()}
+        env: dict[str, str | None] = dict(job.env)
         try:
             sb = modal.Sandbox.create(
                 app=backend.app, image=backend.image, gpu=backend.gpu, timeout=backend.timeout,
-                volumes=backend.volumes, env=job.env, workdir=job.cwd,
+                volumes=volumes, env=env, workdir=job.cwd,
                 tags={"pytest-fib": "1", "shard": f"{job.index}/{job.total}"})
         except modal.exception.Error as e:
             raise InfraError(f"could not start a {backend.gpu} sandbox: {_describe(e)}") from e
@@ -94,11 +99,11 @@ class ModalHandle(Handle):
                 self._terminate()
                 raise InfraError("interrupted while starting")
         try:
-            prep = sb.exec(*job.prep, env=job.env)
+            prep = sb.exec(*job.prep, env=env)
             prep.wait()
             if prep.returncode:
                 raise InfraError(f"preparing the output folder failed: {prep.stderr.read()[-500:]}")
-            self.proc = sb.exec(*job.argv, workdir=job.cwd, env=job.env)
+            self.proc = sb.exec(*job.argv, workdir=job.cwd, env=env)
         except modal.exception.Error as e:
             self.close()
             raise InfraError(f"lost the sandbox while starting pytest: {_describe(e)}") from e
@@ -179,6 +184,7 @@ class ModalBackend:
 
     def list_volume(self, path: str) -> list[tuple[str, bool]]:
         if self.volume is None:
+            assert self.volume_name is not None  # a listing is asked for only with a volume
             self.volume = modal.Volume.from_name(self.volume_name)
         try:
             entries = self.volume.listdir("/" + path if path else "/")
@@ -193,9 +199,9 @@ class ModalBackend:
         except modal.exception.Error as e:
             raise InfraError(f"could not list the volume: {_describe(e)}") from e
         out = []
-        for e in entries:
-            is_dir = getattr(e.type, "name", str(e.type)).upper().endswith("DIRECTORY")
-            out.append((PurePosixPath(e.path).name, is_dir))
+        for entry in entries:
+            is_dir = getattr(entry.type, "name", str(entry.type)).upper().endswith("DIRECTORY")
+            out.append((PurePosixPath(entry.path).name, is_dir))
         return out
 
     def prepare(self, stage: Path, layout: Layout, out: Callable[[str], None]) -> None:
@@ -207,6 +213,7 @@ class ModalBackend:
         except modal.exception.Error as e:
             raise InfraError(f"could not reach Modal: {_describe(e)}") from e
         if layout.mount is not None:
+            assert self.volume_name is not None  # a mount is planned only with a volume
             vol = self.volume or modal.Volume.from_name(self.volume_name)
             if not hasattr(vol, "with_mount_options"):
                 raise InfraError("this Modal client cannot mount a volume's sub-folder "

@@ -1,4 +1,5 @@
-"""Options of ``pytest --modal``. Imported by plugin.py at start-up: keep it free of heavy imports."""
+"""Options of ``pytest --modal``. Imported by plugin.py at start-up: keep it free of heavy
+imports."""
 
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ import os
 import posixpath
 import shlex
 import shutil
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 # Exit code for failures of the infrastructure (image build, scheduling, lost connection, a remote
 # process killed from outside): pytest uses 0-5, so 8 cannot be mistaken for a test outcome.
@@ -125,7 +126,7 @@ def ship_list(root: Path, *, skip: Iterable[Path] = (), patterns: Sequence[str] 
             full = here / f
             rel = full.relative_to(root).as_posix()
             if f.startswith(".") and f not in HIDDEN_ALLOWED:
-                if f != ".gitignore" and f != ".DS_Store" and (
+                if f not in {".gitignore", ".DS_Store"} and (
                         is_secret(f) or f.startswith(".env") or "token" in f.lower()
                         or f in (".netrc", ".pypirc", ".npmrc", ".git-credentials",
                                  ".modal.toml", ".dockercfg")):
@@ -205,10 +206,6 @@ class Arg:
     name: str | None  # "--junitxml", "-k"; None for a positional or a raw token
     values: list[str]
     raw: list[str]  # the tokens as given
-
-    @property
-    def positional(self) -> bool:
-        return self.name is None
 
     def tokens(self) -> list[str]:
         if self.name is None:
@@ -539,7 +536,8 @@ def detect_root(list_dir: Lister, explicit: str | None = None) -> str:
 
 def combine_exit_codes(codes: Sequence[int]) -> int:
     """One exit code for several shards: an infrastructure failure first, then pytest's internal
-    error, usage error, interruption, test failures; 'no tests collected' only if no shard ran any."""
+    error, usage error, interruption, test failures; 'no tests collected' only if no shard ran
+    any."""
     if any(c not in (0, 1, 2, 3, 4, 5) for c in codes):
         return EXIT_INFRA
     for c in (3, 4, 2, 1):

@@ -22,8 +22,9 @@ import dataclasses
 import io
 import json
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import pytest
 
@@ -150,7 +151,7 @@ class ReplayPlugin:
     in ``pytest_runtestloop`` and replays its reports. ``run`` returns the exit code and fills
     ``received``; ``after`` runs once this side's plugins have finished the session."""
 
-    def __init__(self, run: Callable[["ReplayPlugin"], int],
+    def __init__(self, run: Callable[[ReplayPlugin], int],
                  after: Callable[[], None]) -> None:
         self.run = run
         self.after = after
@@ -174,10 +175,12 @@ class ReplayPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
+        """Collect nothing: the remote session's reports are replayed instead."""
         return True  # nothing is collected here
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        """Run the remote session, replaying its reports here as they arrive."""
         self.exitstatus = self.run(self)
         if self.exitstatus == int(pytest.ExitCode.INTERRUPTED):
             # as if interrupted here: this side's terminal reporter expects the exception
@@ -191,4 +194,5 @@ class ReplayPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Bring the shards' files home once every plugin has finished."""
         self.after()

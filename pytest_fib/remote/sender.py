@@ -27,6 +27,7 @@ _SENDER = pytest.StashKey["Sender"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """--fib-remote-reports PATH (set by the --modal controller)."""
     parser.addoption("--fib-remote-reports", dest="fib_remote_reports", metavar="PATH",
                      help="(set by pytest --modal) write serialised reports to PATH (JSON lines).")
 
@@ -64,10 +65,12 @@ class Sender:
         self.send("test", report=self.serialise(report))
 
     def pytest_unconfigure(self) -> None:
+        """Close the reports file."""
         self.file.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """With --fib-remote-reports, register the sender."""
     path = config.getoption("fib_remote_reports", None)
     if path:
         sender = Sender(config, Path(path))

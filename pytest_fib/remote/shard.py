@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,7 @@ def parse_spec(spec: str) -> tuple[int, int]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """--fib-shard K/N (set by the --modal controller)."""
     parser.addoption("--fib-shard", dest="fib_shard", metavar="K/N",
                      help="(set by pytest --modal --modal-shards) run shard K of N, by definition.")
 
@@ -79,6 +81,7 @@ class _State:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
+    """Keep this shard's definitions only (after every other selection)."""
     spec = config.getoption("fib_shard")
     if not spec:
         return
@@ -100,12 +103,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A collection error, as an event for the controller."""
     if _State.shard and report.failed:
         emit({"event": "report", "nodeid": report.nodeid, "category": "error", "when": "collect"})
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's outcome, as an event for the controller."""
     if not _State.shard:
         return
     config = _config(report)
@@ -118,6 +123,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_warning_recorded() -> None:
+    """Count warnings for the shard's final event."""
     _State.warnings += 1
 
 
@@ -125,6 +131,7 @@ _CONFIG: list[pytest.Config] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Remember the config (the finish event reads it)."""
     _CONFIG.append(config)
 
 
@@ -133,6 +140,7 @@ def _config(report: Any) -> pytest.Config | None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The shard's final event: its exit status and counts."""
     if _State.shard:
         emit({"event": "finish", "shard": _State.shard[0], "exitstatus": int(exitstatus),
               "warnings": _State.warnings})
