@@ -118,6 +118,8 @@ class TimingInfo(_Timing, total=False):
     peak_bandwidth_GBps: float  # on a GPU whose peak is known
     pct_of_peak_bandwidth: float
     gpu: str
+    gpu_device: str  # the GPU as CUDA_VISIBLE_DEVICES names it (an index or a UUID), else "0"
+    gpu_uuid: str  # the GPU's own UUID, whatever the process's numbering
     baseline: str  # --fib-baseline: the solution timed interleaved with this one
     speedup_vs_baseline: float
     speedup_vs_baseline_ci95: list[float]

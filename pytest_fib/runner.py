@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -613,6 +614,12 @@ class Runner:
             import torch
 
             info["gpu"] = torch.cuda.get_device_name(0)
+            # which GPU of the machine: under -n N each worker sees only its own (distribute.py)
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+            info["gpu_device"] = visible or "0"
+            uuid = getattr(torch.cuda.get_device_properties(0), "uuid", None)
+            if uuid is not None:
+                info["gpu_uuid"] = str(uuid)
         return info
 
 
