@@ -143,6 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem:
             raise pytest.UsageError(problem)
         _ensure_anchors_collected(config, fib)
+        _select_by_arguments(config, fib)
         if _xdist_controller(config):
             _xdist_defaults(config, settings.gpu_count)
 
@@ -220,6 +221,41 @@ def _ensure_anchors_collected(config: pytest.Config, fib: FibSession) -> None:
             config.args.append(str(anchor))
 
 
+def _select_by_arguments(config: pytest.Config, fib: FibSession) -> None:
+    """Node ids and folders below an anchor as arguments (selection.py)."""
+    from . import selection
+
+    owned = [selection.owner(s.path) for s in fib.solutions + fib.orphans]
+    owned += [selection.owner(p.path) for p in fib.problems]
+    args, selectors = selection.rewrite(list(config.args), config.invocation_params.dir,
+                                        anchors(fib), config.rootpath, owned)
+    if selectors:
+        config.args[:] = args
+        config.stash[selection.SELECTORS] = selectors
+
+
+def _argument_selection(config: pytest.Config, items: list[pytest.Item],
+                        protected: set[int]) -> None:
+    from . import nodes, selection
+
+    if not config.stash.get(selection.SELECTORS, None):
+        return
+    where: dict[int, tuple[Path, str, Path | None]] = {}
+    for item in items:
+        suite = item.getparent(nodes.FibSuite)
+        if suite is None:
+            continue
+        if isinstance(item, nodes.FibItem):
+            owned: Path | None = selection.owner(item.case.solution.path)
+        elif isinstance(item, nodes.ProblemItem):
+            owned = selection.owner(item.problem.path)
+        else:
+            owned = item.path
+        where[id(item)] = (suite.path.resolve(), selection.item_rest(item.nodeid, suite.nodeid),
+                           owned)
+    selection.select(config, items, where, protected)
+
+
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     fib = parent.config.stash.get(FIB_SESSION, None)
     if fib is None or not _active(parent.config, fib):
@@ -245,6 +281,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     broken = [i for i in items if isinstance(i, nodes.ProblemItem)
               and i.problem.kind != "unsupported"]
+    _argument_selection(config, items, {id(i) for i in broken})  # before -k, -m, --lf
     if broken:
         held = {id(i) for i in broken}
         items[:] = [i for i in items if id(i) not in held]
