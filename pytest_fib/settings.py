@@ -180,7 +180,22 @@ def wanted(config: pytest.Config) -> bool:
         return True
     if any(config.getini(key) for key in INI_KEYS):
         return True
-    return any((d / "kernels").is_dir() for d in (config.invocation_params.dir, config.rootpath))
+    return any((d / "kernels").is_dir() for d in (config.invocation_params.dir, config.rootpath)
+               ) or kit_root(config) is not None
+
+
+KIT_ROOT_SOURCE = "the starter kit at the rootdir"
+
+
+def kit_root(config: pytest.Config) -> Path | None:
+    """A contest starter-kit checkout used as it is (issue 18): ``config.toml`` and ``solution/``
+    at the rootdir (or the invocation folder), and no ``kernels/`` folder. Two stat calls: an
+    unrelated project pays nothing more."""
+    for d in (config.invocation_params.dir, config.rootpath):
+        if (d / "kernels").is_dir():
+            return None
+    return next((d for d in (config.rootpath, config.invocation_params.dir)
+                 if (d / "config.toml").is_file() and (d / "solution").is_dir()), None)
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -212,6 +227,9 @@ def resolve(config: pytest.Config) -> Settings:
         kernels = next((d / "kernels" for d in (config.invocation_params.dir, config.rootpath)
                         if (d / "kernels").is_dir()), config.rootpath / "kernels")
         kernels_source = "default ./kernels"
+        kit = kit_root(config)
+        if kit is not None:
+            kernels, kernels_source = kit.resolve(), KIT_ROOT_SOURCE
     explicit = explicit or value is not None
     if value is not None and not kernels.is_dir():
         raise _usage(source, str(kernels), "is not a directory",
