@@ -80,6 +80,10 @@ def feed(benchmark: Any, samples_s: list[float], clock: str, extra_info: dict[st
     """Record externally measured samples as this item's benchmark (one round per sample)."""
     benchmark.extra_info.update(extra_info)
     if getattr(benchmark, "disabled", False):
+        # --benchmark-disable, or an xdist worker (pytest-benchmark disables itself there; the
+        # samples ride on the report): measured, just not by pytest-benchmark, so no "fixture was
+        # not used" warning (issue 18)
+        not_measured(benchmark)
         return
     benchmark._timer = ReplayClock(samples_s, f"pytest-fib.{clock}")
     benchmark.pedantic(lambda: None, rounds=len(samples_s), iterations=1, warmup_rounds=0)

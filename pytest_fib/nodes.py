@@ -231,6 +231,10 @@ class FibItem(pytest.Function):
         if rep.when != "call":
             return
         rec = fib.results.get(self.case.key, {})
+        # junit reads them from the teardown report, which pytest makes from the item's list
+        props = junit_properties(self.kind, rec)
+        self.user_properties.extend(props)
+        rep.user_properties.extend(props)
         notes = fib.notes.get(self.case.key)
         if notes:
             rep.sections.append(("pytest-fib notes", "\n".join(notes)))
@@ -276,6 +280,20 @@ class FibItem(pytest.Function):
                          correctness, performance,
                          key=resume_key(self.case, self.kind, fib.settings), message=message,
                          seed=fib.settings.seed)
+
+
+def junit_properties(kind: str, rec: dict[str, Any]) -> list[tuple[str, object]]:
+    """What --junitxml's <properties> carry (issue 18): the verdict's status and, for a timed
+    item, latency, reference latency, speedup and the clock that measured them."""
+    props: list[tuple[str, object]] = []
+    if rec.get("status"):
+        props.append(("fib_status", rec["status"]))
+    t = rec.get("timing")
+    if kind == "timing" and t:
+        props += [("fib_latency_ms", t["latency_ms"]),
+                  ("fib_reference_latency_ms", t["reference_latency_ms"]),
+                  ("fib_speedup", t["speedup"]), ("fib_clock", t["clock"])]
+    return props
 
 
 def _runner(node: pytest.Item) -> Any:

@@ -41,7 +41,10 @@ STATIC_MARKERS = {
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("fib", "pytest-fib: FlashInfer-Trace datasets as tests")
+    group = parser.getgroup("fib", "pytest-fib: FlashInfer-Trace datasets as tests (environment: "
+                            "FIB_DATASET_PATH, FIB_SEED, FIB_DEVICE, FIB_TIMEOUT, FIB_CPU_BUDGET; "
+                            "FIB_CACHE_PATH for flashinfer-bench's build cache; honoured only "
+                            "where the plugin is in use)")
     add = group.addoption
     add("--fib-dataset", dest="fib_dataset", metavar="PATH",
         help="dataset root (definitions/, workloads/, solutions/). Default: $FIB_DATASET_PATH, "
@@ -52,9 +55,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="which solutions to test: local (kernels folder, default), dataset (the dataset's "
              "solutions/), all.")
     add("--fib-seed", dest="fib_seed", metavar="N",
-        help="seed for all generated inputs (default: random, printed in the header).")
+        help="seed for all generated inputs, or 'last': the last run's (default: $FIB_SEED, "
+             "else random, printed in the header; with --lf/--ff the last run's).")
     add("--fib-device", dest="fib_device", choices=("auto", "cpu", "cuda"),
-        help="where solutions run (default auto: cuda when a GPU is visible).")
+        help="where solutions run (default: $FIB_DEVICE, else auto: cuda when a GPU is "
+             "visible).")
     add("--fib-atol", dest="fib_atol", metavar="X", help="absolute tolerance (default 1e-2).")
     add("--fib-rtol", dest="fib_rtol", metavar="X", help="relative tolerance (default 1e-2).")
     add("--fib-matched-ratio", dest="fib_matched_ratio", metavar="R",
@@ -62,9 +67,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-trials", dest="fib_trials", metavar="N",
         help="correctness trials per item, each with fresh inputs (default 3).")
     add("--fib-cpu-budget", dest="fib_cpu_budget", metavar="SIZE",
-        help="without a GPU, skip workloads whose inputs+outputs exceed SIZE (default 64MB).")
+        help="without a GPU, skip workloads whose inputs+outputs exceed SIZE (default: "
+             "$FIB_CPU_BUDGET, ini fib_cpu_budget, else 64MB).")
     add("--fib-timeout", dest="fib_timeout", metavar="SECONDS",
-        help="fail an item (and replace its worker) after this long (default 300).")
+        help="fail an item (and replace its worker) after this long (default: $FIB_TIMEOUT, "
+             "ini fib_timeout, else 300).")
     add("--fib-pack", dest="fib_pack", metavar="DIR",
         help="write the Solution JSON of every local solution, as tested, into DIR.")
     add("--fib-traces", dest="fib_traces", metavar="DIR",
@@ -120,8 +127,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in STATIC_MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
+    if config.getoption("modal", False) or wanted(config):
+        # only where the plugin is in use (issue 18): `gpu`, `cuda`, `python`, `timing`, ... are
+        # too generic to claim in every project pytest-fib is installed in
+        for name, text in STATIC_MARKERS.items():
+            config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("help", False) or config.getoption("version", False):
         return
     if config.getoption("modal", False):
@@ -130,10 +140,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # inert: no dataset read, no GPU probed, no error (the header says so)
     from . import bench, distribute
     from .session import load
-    from .settings import resolve
+    from .settings import remember_seed, resolve
 
     distribute.setup_worker_gpu()  # an xdist worker: pin its GPU before anything touches CUDA
     settings = resolve(config)
+    remember_seed(config, settings.seed)
     fib = load(settings)
     config.stash[FIB_SESSION] = fib
     for op in fib.op_types:

@@ -24,7 +24,8 @@ def header(fib: FibSession, active: bool) -> list[str]:
         + (f" ({s.gpu_count} GPU(s))" if s.gpu_count else
            f" (no GPU: Triton runs in its interpreter, CUDA is compiled only; "
            f"CPU budget {s.cpu_budget / 2**20:.0f} MiB)")
-        + f"; reproduce inputs with --fib-seed={s.seed}",
+        + f"; reproduce inputs with --fib-seed={s.seed}"
+        + (f" ({s.seed_source})" if "last run" in s.seed_source else ""),
     ]
     unsupported = [p for p in fib.load_problems if p.kind == "unsupported"]
     invalid = [p for p in fib.load_problems if p.kind != "unsupported"]

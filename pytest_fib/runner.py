@@ -195,8 +195,10 @@ class Runner:
             self.diagnose(case, resp["diagnostics"])
         status = resp["status"]
         if status == "build_error":
+            from .compiler_output import build_error_text
+
             text = (f"COMPILE_ERROR: {case.solution.name} ({case.solution.path}) did not build:\n"
-                    f"{resp['message'].strip()}\n--- compiler errors ---\n{resp['errors']}"
+                    f"{build_error_text(case.solution, resp['message'], resp['errors'])}"
                     f"{binding_hint(case)}")
             self.record(case, "COMPILE_ERROR", text)
             raise FibFailure(text)

@@ -198,6 +198,35 @@ def kit_root(config: pytest.Config) -> Path | None:
                  if (d / "config.toml").is_file() and (d / "solution").is_dir()), None)
 
 
+SEED_CACHE_KEY = "fib/last-seed"
+
+
+def last_seed(config: pytest.Config, value: Any, source: str) -> tuple[int, str] | None:
+    """``--fib-seed=last``, or ``--lf``/``--ff`` without a seed: the last run's seed, from pytest's
+    cache (issue 18: a rerun of failures with new random inputs may not fail again)."""
+    rerun = value is None and (config.getoption("lf", False) or config.getoption("failedfirst",
+                                                                                 False))
+    if str(value).strip().lower() != "last" and not rerun:
+        return None
+    cache = getattr(config, "cache", None)
+    last = cache.get(SEED_CACHE_KEY, None) if cache is not None else None
+    if isinstance(last, int):
+        return last, f"{source if not rerun else '--lf'}: the last run's seed"
+    if rerun:
+        return None  # nothing recorded: a fresh random seed, as without --lf
+    why = ("no earlier run here recorded a seed" if cache is not None
+           else "pytest's cache is off (-p no:cacheprovider)")
+    raise _usage(source, value, why, "Give the seed itself (the header of the run prints it: "
+                 "--fib-seed=N), or run once without --fib-seed.")
+
+
+def remember_seed(config: pytest.Config, seed: int) -> None:
+    """For the next ``--fib-seed=last`` / ``--lf`` (not from an xdist worker: one writer)."""
+    cache = getattr(config, "cache", None)
+    if cache is not None and not os.environ.get("PYTEST_XDIST_WORKER"):
+        cache.set(SEED_CACHE_KEY, seed)
+
+
 def resolve(config: pytest.Config) -> Settings:
     """Resolve every setting once; the only place that reads options, environment and ini."""
     explicit = False
@@ -245,7 +274,10 @@ def resolve(config: pytest.Config) -> Settings:
         raise _usage("--fib-solutions", solutions, "unknown mode", f"Use one of {SOLUTION_MODES}.")
 
     value, source = _first(config, "fib_seed", "FIB_SEED", None)
-    if value is None:
+    last = last_seed(config, value, source)
+    if last is not None:
+        seed, seed_source = last
+    elif value is None:
         seed, seed_source = random.Random().randrange(2**31), "random"
     else:
         seed, seed_source = _number(value, source, int, 0), source

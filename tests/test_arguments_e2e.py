@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import helpers
 import pytest
 
-import helpers
 from conftest import Project
 from pytest_fib.local import full_entry_point
 
