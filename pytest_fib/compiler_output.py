@@ -28,11 +28,12 @@ def to_user_paths(text: str, solution: Any) -> str:
     """Absolute paths ending in one of the solution's source files -> the author's file."""
     for src in solution.raw.get("sources", []):
         name = src["path"]
+        mine = user_path(solution, name)
         pattern = re.compile(r"(?<![\w.\-])/[^\s\"'()<>:]*/" + re.escape(name) + r"(?![\w.\-])")
-        text = pattern.sub(lambda _m, n=name: user_path(solution, n), text)
+        text = pattern.sub(lambda _m: mine, text)
         # the compile check without a GPU compiles in a temporary folder and names files bare
         bare = re.compile(r"(?m)^" + re.escape(name) + r"(?=[(:])")
-        text = bare.sub(lambda _m, n=name: user_path(solution, n), text)
+        text = bare.sub(lambda _m: mine, text)
     return text
 
 
