@@ -231,6 +231,8 @@ class FibItem(pytest.Function):
         if rep.when != "call":
             return
         rec = fib.results.get(self.case.key, {})
+        if rec and self.kind == "correctness":
+            rec.setdefault("nodeid", self.nodeid)  # the report's failure list names the item
         # junit reads them from the teardown report, which pytest makes from the item's list
         props = junit_properties(self.kind, rec)
         self.user_properties.extend(props)

@@ -49,7 +49,7 @@ def terminal_summary(tr: Any, fib: FibSession) -> None:
         tr.write_sep("-", "pytest-fib: files not loaded")
         for p in fib.load_problems:
             tr.write_line(f"{'SKIP' if p.kind == 'unsupported' else 'FAIL'} {p.where}: {p.message}")
-    lines = timing_table(fib)
+    lines = timing_table(fib, tr.config.getoption("verbose", 0))
     if lines:
         tr.write_sep("-", "pytest-fib: timing summary (speedup = reference time / solution time)")
         for line in lines:
@@ -81,9 +81,16 @@ def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
         speedups = [t["speedup"] for t in timed if t["speedup"] > 0
                     and t.get("clock") != "cuda-events"]
         pct = [t["pct_of_peak_bandwidth"] for t in timed if "pct_of_peak_bandwidth" in t]
+        from .tables import score
+
+        contest, zeros = score(recs)
         rows.append({
             "definition": definition, "solution": solution,
             "passed": sum(r.get("status") == "PASSED" for r in recs), "cases": len(recs),
+            # compiled without a GPU to run it: neither passed nor failed (issue 18)
+            "compiled": sum(r.get("status") == "COMPILED" for r in recs),
+            "failed": sum(r.get("status") not in (None, "PASSED", "COMPILED") for r in recs),
+            "score": contest, "zeros": zeros,
             "timed": len(timed),
             "median_latency_ms": statistics.median(t["latency_ms"] for t in timed) if timed else None,
             "speedup_mean": statistics.fmean(speedups) if speedups else None,
@@ -94,19 +101,45 @@ def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
     return rows
 
 
-def timing_table(fib: FibSession) -> list[str]:
+TABLE_HEADER = ("definition", "solution", "passed", "failed", "compiled only", "median latency",
+                "score", "mean (timed)", "geomean (timed)", "% peak", "clock")
+
+
+def table_cells(r: dict[str, Any]) -> list[str]:
+    from .tables import fmt, fmt_time
+
+    return [r["definition"], r["solution"], f"{r['passed']}/{r['cases']}", str(r["failed"]),
+            str(r["compiled"]), fmt_time(r["median_latency_ms"]), fmt(r["score"], ".2f"),
+            fmt(r["speedup_mean"], ".2f"), fmt(r["speedup_geomean"], ".2f"),
+            fmt(r["pct_of_peak"], ".1f"), r["clock"]]
+
+
+def timing_table(fib: FibSession, verbose: int = 0) -> list[str]:
+    """Columns as wide as their data; the score and what counts 0 in it; with -v one line per
+    workload (tables.py)."""
+    from .tables import render, workload_lines
+
     rows = solution_rows(fib)
     if not any(r["timed"] for r in rows):
         return []
-    def f(v: float | None, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
-    out = [f"{'definition':<32} {'solution':<36} {'passed':>8} {'median ms':>10} "
-           f"{'speedup':>8} {'geomean':>8} {'%peak':>6} clock"]
+    out = render(TABLE_HEADER, [table_cells(r) for r in rows],
+                 [False, False, True, True, True, True, True, True, True, True, False])
+    out.append("score = mean speedup over all workloads, a failed or untimed one counting 0 "
+               "(the contest's rule)")
     for r in rows:
-        out.append(f"{r['definition'][:32]:<32} {r['solution'][:36]:<36} "
-                   f"{r['passed']:>3}/{r['cases']:<4} {f(r['median_latency_ms'], '.4f'):>10} "
-                   f"{f(r['speedup_mean'], '.2f'):>8} {f(r['speedup_geomean'], '.2f'):>8} "
-                   f"{f(r['pct_of_peak'], '.1f'):>6} {r['clock']}")
+        if r["zeros"] and r["score"] is not None:
+            listed = ", ".join(f"{w} ({why})" for w, why in r["zeros"][:8])
+            more = f" and {len(r['zeros']) - 8} more" if len(r["zeros"]) > 8 else ""
+            out.append(f"  {r['definition']} / {r['solution']}: {len(r['zeros'])} of "
+                       f"{r['cases']} count 0: {listed}{more}")
+    if verbose > 0:
+        by_row: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for rec in fib.results.values():
+            case = rec["case"]
+            by_row.setdefault((case.definition.name, case.solution.name), []).append(rec)
+        for (definition, solution), recs in sorted(by_row.items()):
+            out += ["", f"{definition} / {solution}:"]
+            out += [f"  {line}" for line in workload_lines(recs)]
     return out
 
 
@@ -143,23 +176,23 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
         f"- device: {s.device}" + (f" ({s.gpu_count} GPU)" if s.gpu_count else " (host clock)"),
         f"- reproduce: `--fib-seed={s.seed}`; pytest exit status {exitstatus}",
         "- outcomes: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"), "",
-        "| definition | solution | passed | median latency (ms) | speedup (mean) | speedup "
-        "(geomean) | % of peak bandwidth |",
-        "|---|---|---|---|---|---|---|",
     ]
-    def f(v: float | None, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
-    for r in solution_rows(fib):
-        lines.append(f"| {r['definition']} | {r['solution']} | {r['passed']}/{r['cases']} | "
-                     f"{f(r['median_latency_ms'], '.4f')} | {f(r['speedup_mean'], '.2f')} | "
-                     f"{f(r['speedup_geomean'], '.2f')} | {f(r['pct_of_peak'], '.1f')} |")
+    from .tables import markdown
+
+    rows = solution_rows(fib)
+    lines += markdown(TABLE_HEADER, [table_cells(r) for r in rows])
+    lines += ["", "score: the contest's, the mean speedup over all workloads; a workload that failed "
+              "or was not timed counts 0."]
+    lines += [f"- {r['definition']} / {r['solution']}: {len(r['zeros'])} of {r['cases']} count 0: "
+              + ", ".join(f"`{w}` ({why})" for w, why in r["zeros"][:20])
+              for r in rows if r["zeros"] and r["score"] is not None]
     failed = [(k, r) for k, r in fib.results.items() if r.get("status") not in (None, "PASSED",
                                                                                  "COMPILED")]
     if failed:
         lines += ["", "## Failures", ""]
         for key, rec in sorted(failed)[:200]:
-            first = (rec.get("log") or "").strip().splitlines()[:1]
-            lines.append(f"- `{key}`: **{rec['status']}** {first[0][:200] if first else ''}")
+            lines.append(f"- `{rec.get('nodeid', key)}`: **{rec['status']}** "
+                         f"{_gist(rec.get('log') or '')}")
     plots = speedup_plots(fib, out)
     if plots:
         lines += ["", "## Speedup per workload", ""]
@@ -168,6 +201,18 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
         lines += ["", "## Files not loaded", ""]
         lines += [f"- `{p.where}`: {p.message}" for p in fib.load_problems]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _gist(text: str, limit: int = 300) -> str:
+    """The first line of a failure, and the next one where the first only announces it
+    ("... did not build:"): what went wrong, not just that something did."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    gist = lines[0]
+    if gist.endswith(":") and len(lines) > 1:
+        gist += " " + next((line for line in lines[1:] if "error" in line.lower()), lines[1])
+    return gist[:limit]
 
 
 def speedup_plots(fib: FibSession, out: Any) -> list[tuple[str, Any]]:
