@@ -161,8 +161,8 @@ def pack_solutions(fib: FibSession) -> None:
 
 
 def write_report(fib: FibSession, exitstatus: int) -> None:
-    """--fib-report DIR: summary.md (fit for $GITHUB_STEP_SUMMARY) and one speedup plot (SVG, no
-    plotting library needed) per definition."""
+    """--fib-report DIR: summary.md (fit for $GITHUB_STEP_SUMMARY) and one speedup plot (PNG, with
+    the report extra's matplotlib) per definition, embedded in it too."""
     out = fib.settings.report
     assert out is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -193,10 +193,16 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
         for key, rec in sorted(failed)[:200]:
             lines.append(f"- `{rec.get('nodeid', key)}`: **{rec['status']}** "
                          f"{_gist(rec.get('log') or '')}")
+    from . import plots as plots_mod
+
     plots = speedup_plots(fib, out)
     if plots:
         lines += ["", "## Speedup per workload", ""]
-        lines += [f"![{name}]({path.name})" for name, path in plots]
+        # embedded, so the image shows where a relative link does not ($GITHUB_STEP_SUMMARY)
+        lines += [f"![{name}]({plots_mod.data_uri(path.read_bytes())})\n\n({path.name})"
+                  for name, path in plots]
+    elif any("timing" in r for r in fib.results.values()) and not plots_mod.available():
+        lines += ["", "(speedup plots need matplotlib: pip install 'pytest-fib[report]')"]
     if fib.load_problems:
         lines += ["", "## Files not loaded", ""]
         lines += [f"- `{p.where}`: {p.message}" for p in fib.load_problems]
@@ -216,55 +222,27 @@ def _gist(text: str, limit: int = 300) -> str:
 
 
 def speedup_plots(fib: FibSession, out: Any) -> list[tuple[str, Any]]:
-    """One bar chart per definition: speedup (reference / solution) per workload and solution."""
+    """One bar chart per definition: speedup (reference / solution) per workload and solution,
+    as PNG (plots.py; none without matplotlib)."""
+    from . import plots
+    from .cases import safe
+
+    if not plots.available():
+        return []
     by_def: dict[str, list[dict[str, Any]]] = {}
     for rec in fib.results.values():
         if "timing" in rec:
             by_def.setdefault(rec["timing"]["definition"], []).append(rec["timing"])
-    plots = []
+
+    def label(r: dict[str, Any]) -> str:  # as in node ids: axes, then a short uuid
+        axes = "-".join(f"{k}:{v}" for k, v in sorted(r["axes"].items()))
+        short = safe(r.get("workload_uuid", ""))[:8]
+        return f"{axes}-{short}" if axes else short
+    made = []
     for definition, rows in sorted(by_def.items()):
-        path = inside(out, f"speedup_{component(definition)}.svg")
-        path.write_text(bar_chart_svg(definition, rows))
-        plots.append((definition, path))
-    return plots
+        path = inside(out, f"speedup_{component(definition)}.png")
+        path.write_bytes(plots.speedup_png(definition, rows, label))
+        made.append((definition, path))
+    return made
 
 
-def bar_chart_svg(title: str, rows: list[dict[str, Any]]) -> str:
-    from .cases import safe
-
-    def label(r: dict[str, Any]) -> str:
-        return safe("-".join(f"{k}={v}" for k, v in sorted(r["axes"].items())))
-    workloads = sorted({label(r) for r in rows}, key=lambda w: (len(w), w))
-    solutions = sorted({r["solution"] for r in rows})
-    value = {(label(r), r["solution"]): r["speedup"] for r in rows}
-    top = max([1.0, *value.values()]) * 1.1
-    width, height, left, bottom = max(420, 60 + 26 * len(workloads) * len(solutions)), 300, 50, 60
-    plot_h = height - bottom - 30
-    bar_w = max(4, (width - left - 10) / max(1, len(workloads) * len(solutions)) - 2)
-    colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="10">',
-             f'<text x="{left}" y="15" font-size="13">{title}: speedup over the reference</text>']
-    y1 = 30 + plot_h - plot_h / top
-    parts.append(f'<line x1="{left}" x2="{width - 5}" y1="{y1:.1f}" y2="{y1:.1f}" '
-                 f'stroke="#999" stroke-dasharray="4 3"/><text x="5" y="{y1 + 3:.1f}">1.0x</text>')
-    x = left
-    for w in workloads:
-        for j, sol in enumerate(solutions):
-            v = value.get((w, sol))
-            if v is not None:
-                h = plot_h * v / top
-                parts.append(f'<rect x="{x:.1f}" y="{30 + plot_h - h:.1f}" width="{bar_w:.1f}" '
-                             f'height="{h:.1f}" fill="{colors[j % len(colors)]}">'
-                             f'<title>{sol} {w}: {v:.2f}x</title></rect>')
-            x += bar_w + 2
-        parts.append(f'<text x="{x - (bar_w + 2) * len(solutions) / 2:.1f}" y="{height - bottom + 42}" '
-                     f'text-anchor="end" transform="rotate(-35 {x - (bar_w + 2) * len(solutions) / 2:.1f},'
-                     f'{height - bottom + 42})">{w}</text>')
-        x += 6
-    for j, sol in enumerate(solutions):
-        parts.append(f'<rect x="{width - 150}" y="{20 + 12 * j}" width="8" height="8" '
-                     f'fill="{colors[j % len(colors)]}"/><text x="{width - 138}" '
-                     f'y="{28 + 12 * j}">{sol[:22]}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)

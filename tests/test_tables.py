@@ -92,3 +92,8 @@ def test_summary_table_keeps_long_names_and_lists_what_scores_zero(project: Proj
     assert "`kernels::scale2::wrong::correctness[n:1-w0000001]`: **INCORRECT_NUMERICAL** output" \
         in summary
     assert f"| scale2 | {long} | 2/2 | 0 | 0 |" in summary
+    # the plot: a PNG (matplotlib, the report extra: ./dev installs it, so this never skips in CI)
+    # beside summary.md and embedded in it, for $GITHUB_STEP_SUMMARY
+    png = (project.root / "rep" / "speedup_scale2.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert "![scale2](data:image/png;base64," in summary
