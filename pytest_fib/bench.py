@@ -87,15 +87,15 @@ def display_name(name: str, extra_info: dict[str, Any]) -> str:
 def feed(benchmark: Any, samples_s: list[float], clock: str, extra_info: dict[str, Any]) -> None:
     """Record externally measured samples as this item's benchmark (one round per sample)."""
     benchmark.extra_info.update(extra_info)
-    benchmark.name = display_name(benchmark.name, extra_info)
-    if benchmark.group is None and "definition" in extra_info:
-        benchmark.group = extra_info["definition"]  # one table per definition
     if getattr(benchmark, "disabled", False):
         # --benchmark-disable, or an xdist worker (pytest-benchmark disables itself there; the
         # samples ride on the report): measured, just not by pytest-benchmark, so no "fixture was
         # not used" warning (issue 18)
         not_measured(benchmark)
         return
+    benchmark.name = display_name(benchmark.name, extra_info)
+    if benchmark.group is None and "definition" in extra_info:
+        benchmark.group = extra_info["definition"]  # one table per definition
     benchmark._timer = ReplayClock(samples_s, f"pytest-fib.{clock}")
     benchmark.pedantic(lambda: None, rounds=len(samples_s), iterations=1, warmup_rounds=0)
 

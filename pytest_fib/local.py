@@ -138,8 +138,8 @@ def full_entry_point(entry: str, language: str, files: list[str]) -> tuple[str, 
     """``"run"`` -> ``"kernel.py::run"`` when the sources make the file unambiguous (one file that
     can define it, else one conventional name: main.py, kernel.py, binding.py, main.cpp, ...);
     ``"file::run"`` unchanged. (entry point, None) or ("", the problem and its fix)."""
-    if "::" in entry:
-        return entry, None
+    if "::" in entry or not entry.isidentifier():
+        return entry, None  # a full entry point, or not a function name: checked as given
     exts = ENTRY_FILES.get(language, tuple(SOURCE_EXTENSIONS))
     candidates = [f for f in files if f.lower().endswith(exts)]
     if len(candidates) > 1:

@@ -122,6 +122,7 @@ def test_ambiguous_entry_point_shorthand_is_a_load_failure(pytester: pytest.Pyte
     ("run", "cuda", ["a.cu", "main.cpp", "k.h"], "main.cpp::run"),
     ("run", "cpp", ["a.cpp", "b.cpp"], None),
     ("run", "triton", [], None),
+    ("kernel.py", "python", ["kernel.py"], "kernel.py"),  # not a function name: checked as given
 ])
 def test_entry_point_shorthand(entry: str, language: str, files: list[str],
                                want: str | None) -> None:
