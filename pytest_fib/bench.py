@@ -77,12 +77,27 @@ class ReplayClock:
         return self._now
 
 
+def display_name(name: str, extra_info: Mapping[str, Any]) -> str:
+    """``rmsnorm_h4096::mine::timing[batch_size:1-5b0c2f7e]``: pytest-benchmark names a row by the
+    item's own name, which alone does not say which definition and solution it times (issue 18)."""
+    if "definition" not in extra_info or "solution" not in extra_info:
+        return name
+    return f"{extra_info['definition']}::{extra_info['solution']}::{name}"
+
+
 def feed(benchmark: Any, samples_s: list[float], clock: str,
          extra_info: Mapping[str, Any]) -> None:
     """Record externally measured samples as this item's benchmark (one round per sample)."""
     benchmark.extra_info.update(extra_info)
     if getattr(benchmark, "disabled", False):
+        # --benchmark-disable, or an xdist worker (pytest-benchmark disables itself there; the
+        # samples ride on the report): measured, just not by pytest-benchmark, so no "fixture was
+        # not used" warning (issue 18)
+        not_measured(benchmark)
         return
+    benchmark.name = display_name(benchmark.name, extra_info)
+    if benchmark.group is None and "definition" in extra_info:
+        benchmark.group = extra_info["definition"]  # one table per definition
     benchmark._timer = ReplayClock(samples_s, f"pytest-fib.{clock}")
     benchmark.pedantic(lambda: None, rounds=len(samples_s), iterations=1, warmup_rounds=0)
 
@@ -113,7 +128,8 @@ def add_from_report(config: Any, payload: dict[str, Any]) -> None:
     if bs is None:
         return
     fixture = types.SimpleNamespace(
-        name=payload["name"], fullname=payload["fullname"], group=None, param=None, params=None,
+        name=display_name(payload["name"], payload["extra_info"]), fullname=payload["fullname"],
+        group=payload["extra_info"].get("definition"), param=None, params=None,
         extra_info=payload["extra_info"], cprofile_stats=None, has_error=False)
     meta = Metadata(fixture, iterations=1, options={  # type: ignore[no-untyped-call,unused-ignore]
         "disable_gc": False, "timer": f"pytest-fib.{payload['clock']}", "min_rounds": 1,

@@ -29,11 +29,13 @@ from .dataset import (
 
 # flashinfer_bench.agents.solution_handler.VALID_SOURCE_EXTENSIONS (0.1.2)
 SOURCE_EXTENSIONS = frozenset({".py", ".cu", ".cuh", ".cpp", ".c", ".h", ".hpp", ".cc", ".cxx"})
-SKIP_DIRS = frozenset({"__pycache__", ".git", "build", ".pytest_cache", ".hypothesis"})
+SKIP_DIRS = frozenset({"__pycache__", ".git", "build", ".pytest_cache", ".hypothesis",
+                       "node_modules", "venv", "site-packages"})
 
 
-def discover(root: Path) -> tuple[list[SolutionRec], list[Problem]]:
-    """All solutions below ``root`` (starter-kit folders and Solution JSON files)."""
+def discover(root: Path, json: bool = True) -> tuple[list[SolutionRec], list[Problem]]:
+    """All solutions below ``root`` (starter-kit folders, and Solution JSON files unless
+    ``json`` is false)."""
     solutions: list[SolutionRec] = []
     problems: list[Problem] = []
     if not root.is_dir():
@@ -45,7 +47,7 @@ def discover(root: Path) -> tuple[list[SolutionRec], list[Problem]]:
             solutions.append(rec)
         if problem:
             problems.append(problem)
-    for path in sorted(root.rglob("*.json")):
+    for path in sorted(root.rglob("*.json")) if json else ():
         if _skipped(path, root) or any(k in path.parents for k in kit_dirs):
             continue
         raw, problem = _read_json(path, str(path))
@@ -101,10 +103,14 @@ def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
             return None, Problem(str(p), line, f"{reason}, or move it out of solution/{language}/ "
                                                f"(every {p.suffix} file there is packed as source "
                                                f"text of the solution in {where})")
+    entry, problem = full_entry_point(str(build["entry_point"]), language,
+                                      [s["path"] for s in sources])
+    if problem:
+        return None, Problem(where, None, problem)
     spec: dict[str, Any] = {
         "language": language,
         "target_hardware": list(build.get("target_hardware", ["cuda"])),
-        "entry_point": str(build["entry_point"]),
+        "entry_point": entry,
         "destination_passing_style": bool(build.get("destination_passing_style", True)),
     }
     for key in ("binding", "dependencies"):
@@ -126,3 +132,29 @@ def read_starter_kit(folder: Path) -> tuple[SolutionRec | None, Problem | None]:
     return SolutionRec(name=raw["name"], definition=raw["definition"], author=raw["author"],
                        language=language, path=where, origin="local", raw=raw,
                        expect=expect), None
+
+
+# Where the starter kit's shorthand ``entry_point = "run"`` points, by language: the files that can
+# define the function, and the conventional names that win when there are several (issue 18).
+ENTRY_FILES = {"python": (".py",), "triton": (".py",), "tilelang": (".py",),
+               "cuda": (".cu", ".cpp", ".cc", ".cxx"), "cpp": (".cpp", ".cc", ".cxx", ".cu")}
+CONVENTIONAL = ("main.py", "kernel.py", "binding.py", "main.cpp", "binding.cpp", "main.cu",
+                "kernel.cu")
+
+
+def full_entry_point(entry: str, language: str, files: list[str]) -> tuple[str, str | None]:
+    """``"run"`` -> ``"kernel.py::run"`` when the sources make the file unambiguous (one file that
+    can define it, else one conventional name: main.py, kernel.py, binding.py, main.cpp, ...);
+    ``"file::run"`` unchanged. (entry point, None) or ("", the problem and its fix)."""
+    if "::" in entry or not entry.isidentifier():
+        return entry, None  # a full entry point, or not a function name: checked as given
+    exts = ENTRY_FILES.get(language, tuple(SOURCE_EXTENSIONS))
+    candidates = [f for f in files if f.lower().endswith(exts)]
+    if len(candidates) > 1:
+        candidates = [f for f in candidates if f in CONVENTIONAL] or candidates
+    if len(candidates) == 1:
+        return f"{candidates[0]}::{entry}", None
+    found = ", ".join(candidates) if candidates else f"no {'/'.join(exts)} file"
+    return "", (f"[build] entry_point = {entry!r} does not say which file defines it "
+                f"(solution/{language}/ has {found}); write entry_point = \"<file>::{entry}\", "
+                f"e.g. \"{(candidates or ['kernel' + exts[0]])[0]}::{entry}\"")

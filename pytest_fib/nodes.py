@@ -89,18 +89,27 @@ class FibSuite(pytest.Directory):
         yield from self._entries()
         fib = _fib(self)
         for problem in self._problems(fib):
-            yield ProblemItem.from_parent(self, name=f"load[{safe(self._rel(problem))}]",
-                                          problem=problem)
+            name = f"load[{safe(self._rel(problem))}]"
+            yield ProblemItem.from_parent(self, name=name, problem=problem, **self._child_id(name))
         for sol in fib.orphans:
             if self._mine(sol):
-                yield ProblemItem.from_parent(self, name=f"load[{safe(sol.name)}]",
-                                              problem=orphan_problem(fib, sol))
+                name = f"load[{safe(sol.name)}]"
+                yield ProblemItem.from_parent(self, name=name, problem=orphan_problem(fib, sol),
+                                              **self._child_id(name))
         by_definition: dict[str, list[SolutionRec]] = {}
         for sol in fib.solutions:
             if self._mine(sol):
                 by_definition.setdefault(sol.definition, []).append(sol)
         for name in sorted(by_definition):
-            yield DefinitionNode.from_parent(self, name=name, solutions=by_definition[name])
+            yield DefinitionNode.from_parent(self, name=name, solutions=by_definition[name],
+                                             **self._child_id(name))
+
+    def _child_id(self, name: str) -> dict[str, Any]:
+        """A starter kit at the rootdir (issue 18): its ids start at the definition,
+        ``rmsnorm_h4096::mine::correctness[...]``, not ``.::rmsnorm_h4096::...``."""
+        if self.path != self.config.rootpath:
+            return {}
+        return {"nodeid": name}
 
     def _rel(self, problem: Problem) -> str:
         """The file relative to this anchor (stable across checkouts), with its line."""

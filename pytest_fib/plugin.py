@@ -43,7 +43,10 @@ STATIC_MARKERS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The --fib-* and --modal* options and the fib_* ini keys."""
-    group = parser.getgroup("fib", "pytest-fib: FlashInfer-Trace datasets as tests")
+    group = parser.getgroup("fib", "pytest-fib: FlashInfer-Trace datasets as tests (environment: "
+                            "FIB_DATASET_PATH, FIB_SEED, FIB_DEVICE, FIB_TIMEOUT, FIB_CPU_BUDGET; "
+                            "FIB_CACHE_PATH for the build cache; honoured only where the plugin "
+                            "is in use)")
     add = group.addoption
     add("--fib-dataset", dest="fib_dataset", metavar="PATH",
         help="dataset root (definitions/, workloads/, solutions/). Default: $FIB_DATASET_PATH, "
@@ -54,9 +57,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="which solutions to test: local (kernels folder, default), dataset (the dataset's "
              "solutions/), all.")
     add("--fib-seed", dest="fib_seed", metavar="N",
-        help="seed for all generated inputs (default: random, printed in the header).")
+        help="seed for all generated inputs, or 'last': the last run's (default: $FIB_SEED, "
+             "else random, printed in the header; with --lf/--ff the last run's).")
     add("--fib-device", dest="fib_device", choices=("auto", "cpu", "cuda"),
-        help="where solutions run (default auto: cuda when a GPU is visible).")
+        help="where solutions run (default: $FIB_DEVICE, else auto: cuda when a GPU is "
+             "visible).")
     add("--fib-atol", dest="fib_atol", metavar="X", help="absolute tolerance (default 1e-2).")
     add("--fib-rtol", dest="fib_rtol", metavar="X", help="relative tolerance (default 1e-2).")
     add("--fib-matched-ratio", dest="fib_matched_ratio", metavar="R",
@@ -64,9 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--fib-trials", dest="fib_trials", metavar="N",
         help="correctness trials per item, each with fresh inputs (default 3).")
     add("--fib-cpu-budget", dest="fib_cpu_budget", metavar="SIZE",
-        help="without a GPU, skip workloads whose inputs+outputs exceed SIZE (default 64MB).")
+        help="without a GPU, skip workloads whose inputs+outputs exceed SIZE (default: "
+             "$FIB_CPU_BUDGET, ini fib_cpu_budget, else 64MB).")
     add("--fib-timeout", dest="fib_timeout", metavar="SECONDS",
-        help="fail an item (and replace its worker) after this long (default 300).")
+        help="fail an item (and replace its worker) after this long (default: $FIB_TIMEOUT, "
+             "ini fib_timeout, else 300).")
     add("--fib-pack", dest="fib_pack", metavar="DIR",
         help="write the Solution JSON of every local solution, as tested, into DIR.")
     add("--fib-traces", dest="fib_traces", metavar="DIR",
@@ -129,8 +136,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Register markers; for an active project load the dataset into the session stash."""
-    for name, text in STATIC_MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
+    if config.getoption("modal", False) or wanted(config):
+        # only where the plugin is in use (issue 18): `gpu`, `cuda`, `python`, `timing`, ... are
+        # too generic to claim in every project pytest-fib is installed in
+        for name, text in STATIC_MARKERS.items():
+            config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("help", False) or config.getoption("version", False):
         return
     if config.getoption("modal", False):
@@ -139,10 +149,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # inert: no dataset read, no GPU probed, no error (the header says so)
     from . import bench, distribute
     from .session import load
-    from .settings import resolve
+    from .settings import remember_seed, resolve
 
     distribute.setup_worker_gpu()  # an xdist worker: pin its GPU before anything touches CUDA
     settings = resolve(config)
+    remember_seed(config, settings.seed)
     fib = load(settings)
     config.stash[FIB_SESSION] = fib
     for op in fib.op_types:
@@ -155,6 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem:
             raise pytest.UsageError(problem)
         _ensure_anchors_collected(config, fib)
+        _select_by_arguments(config, fib)
         if _xdist_controller(config):
             _xdist_defaults(config, settings.gpu_count)
 
@@ -207,6 +219,41 @@ def _ensure_anchors_collected(config: pytest.Config, fib: FibSession) -> None:
             config.args.append(str(anchor))
 
 
+def _select_by_arguments(config: pytest.Config, fib: FibSession) -> None:
+    """Node ids and folders below an anchor as arguments (selection.py)."""
+    from . import selection
+
+    owned = [selection.owner(s.path) for s in fib.solutions + fib.orphans]
+    owned += [selection.owner(p.path) for p in fib.problems]
+    args, selectors = selection.rewrite(list(config.args), config.invocation_params.dir,
+                                        anchors(fib), config.rootpath, owned)
+    if selectors:
+        config.args[:] = args
+        config.stash[selection.SELECTORS] = selectors
+
+
+def _argument_selection(config: pytest.Config, items: list[pytest.Item],
+                        protected: set[int]) -> None:
+    from . import nodes, selection
+
+    if not config.stash.get(selection.SELECTORS, None):
+        return
+    where: dict[int, tuple[Path, str, Path | None]] = {}
+    for item in items:
+        suite = item.getparent(nodes.FibSuite)
+        if suite is None:
+            continue
+        if isinstance(item, nodes.FibItem):
+            owned: Path | None = selection.owner(item.case.solution.path)
+        elif isinstance(item, nodes.ProblemItem):
+            owned = selection.owner(item.problem.path)
+        else:
+            owned = item.path
+        where[id(item)] = (suite.path.resolve(), selection.item_rest(item.nodeid, suite.nodeid),
+                           owned)
+    selection.select(config, items, where, protected)
+
+
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """An anchor folder (kernels, or the dataset) becomes a FibSuite."""
     fib = parent.config.stash.get(FIB_SESSION, None)
@@ -233,6 +280,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     broken = [i for i in items if isinstance(i, nodes.ProblemItem)
               and i.problem.kind != "unsupported"]
+    _argument_selection(config, items, {id(i) for i in broken})  # before -k, -m, --lf
     if broken:
         held = {id(i) for i in broken}
         items[:] = [i for i in items if id(i) not in held]

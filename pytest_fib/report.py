@@ -28,7 +28,8 @@ def header(fib: FibSession, active: bool) -> list[str]:
         + (f" ({s.gpu_count} GPU(s))" if s.gpu_count else
            f" (no GPU: Triton runs in its interpreter, CUDA is compiled only; "
            f"CPU budget {s.cpu_budget / 2**20:.0f} MiB)")
-        + f"; reproduce inputs with --fib-seed={s.seed}",
+        + f"; reproduce inputs with --fib-seed={s.seed}"
+        + (f" ({s.seed_source})" if "last run" in s.seed_source else ""),
     ]
     unsupported = [p for p in fib.load_problems if p.kind == "unsupported"]
     invalid = [p for p in fib.load_problems if p.kind != "unsupported"]
@@ -53,7 +54,7 @@ def terminal_summary(tr: Any, fib: FibSession) -> None:
         tr.write_sep("-", "pytest-fib: files not loaded")
         for p in fib.load_problems:
             tr.write_line(f"{'SKIP' if p.kind == 'unsupported' else 'FAIL'} {p.where}: {p.message}")
-    lines = timing_table(fib)
+    lines = timing_table(fib, tr.config.getoption("verbose", 0))
     if lines:
         tr.write_sep("-", "pytest-fib: timing summary (speedup = reference time / solution time)")
         for line in lines:
@@ -85,9 +86,16 @@ def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
         speedups = [t["speedup"] for t in timed if t["speedup"] > 0
                     and t.get("clock") != "cuda-events"]
         pct = [t["pct_of_peak_bandwidth"] for t in timed if "pct_of_peak_bandwidth" in t]
+        from .tables import score
+
+        contest, zeros = score(recs)
         rows.append({
             "definition": definition, "solution": solution,
             "passed": sum(r.status == "PASSED" for r in recs), "cases": len(recs),
+            # compiled without a GPU to run it: neither passed nor failed (issue 18)
+            "compiled": sum(r.status == "COMPILED" for r in recs),
+            "failed": sum(r.status not in (None, "PASSED", "COMPILED") for r in recs),
+            "score": contest, "zeros": zeros,
             "timed": len(timed),
             "median_latency_ms": (statistics.median(t["latency_ms"] for t in timed)
                                   if timed else None),
@@ -99,19 +107,45 @@ def solution_rows(fib: FibSession) -> list[dict[str, Any]]:
     return rows
 
 
-def timing_table(fib: FibSession) -> list[str]:
+TABLE_HEADER = ("definition", "solution", "passed", "failed", "compiled only", "median latency",
+                "score", "mean (timed)", "geomean (timed)", "% peak", "clock")
+
+
+def table_cells(r: dict[str, Any]) -> list[str]:
+    from .tables import fmt, fmt_time
+
+    return [r["definition"], r["solution"], f"{r['passed']}/{r['cases']}", str(r["failed"]),
+            str(r["compiled"]), fmt_time(r["median_latency_ms"]), fmt(r["score"], ".2f"),
+            fmt(r["speedup_mean"], ".2f"), fmt(r["speedup_geomean"], ".2f"),
+            fmt(r["pct_of_peak"], ".1f"), r["clock"]]
+
+
+def timing_table(fib: FibSession, verbose: int = 0) -> list[str]:
+    """Columns as wide as their data; the score and what counts 0 in it; with -v one line per
+    workload (tables.py)."""
+    from .tables import render, workload_lines
+
     rows = solution_rows(fib)
     if not any(r["timed"] for r in rows):
         return []
-    def f(v: float | None, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
-    out = [f"{'definition':<32} {'solution':<36} {'passed':>8} {'median ms':>10} "
-           f"{'speedup':>8} {'geomean':>8} {'%peak':>6} clock"]
+    out = render(TABLE_HEADER, [table_cells(r) for r in rows],
+                 [False, False, True, True, True, True, True, True, True, True, False])
+    out.append("score = mean speedup over all workloads, a failed or untimed one counting 0 "
+               "(the contest's rule)")
     for r in rows:
-        out.append(f"{r['definition'][:32]:<32} {r['solution'][:36]:<36} "
-                   f"{r['passed']:>3}/{r['cases']:<4} {f(r['median_latency_ms'], '.4f'):>10} "
-                   f"{f(r['speedup_mean'], '.2f'):>8} {f(r['speedup_geomean'], '.2f'):>8} "
-                   f"{f(r['pct_of_peak'], '.1f'):>6} {r['clock']}")
+        if r["zeros"] and r["score"] is not None:
+            listed = ", ".join(f"{w} ({why})" for w, why in r["zeros"][:8])
+            more = f" and {len(r['zeros']) - 8} more" if len(r["zeros"]) > 8 else ""
+            out.append(f"  {r['definition']} / {r['solution']}: {len(r['zeros'])} of "
+                       f"{r['cases']} count 0: {listed}{more}")
+    if verbose > 0:
+        by_row: dict[tuple[str, str], list[Record]] = {}
+        for rec in fib.results:
+            case = rec.case
+            by_row.setdefault((case.definition.name, case.solution.name), []).append(rec)
+        for (definition, solution), recs in sorted(by_row.items()):
+            out += ["", f"{definition} / {solution}:"]
+            out += [f"  {line}" for line in workload_lines(recs)]
     return out
 
 
@@ -133,8 +167,8 @@ def pack_solutions(fib: FibSession) -> None:
 
 
 def write_report(fib: FibSession, exitstatus: int) -> None:
-    """--fib-report DIR: summary.md (fit for $GITHUB_STEP_SUMMARY) and one speedup plot (SVG, no
-    plotting library needed) per definition."""
+    """--fib-report DIR: summary.md (fit for $GITHUB_STEP_SUMMARY) and one speedup plot (PNG, with
+    the report extra's matplotlib) per definition, embedded in it too."""
     out = fib.settings.report
     assert out is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -148,84 +182,70 @@ def write_report(fib: FibSession, exitstatus: int) -> None:
         f"- device: {s.device}" + (f" ({s.gpu_count} GPU)" if s.gpu_count else " (host clock)"),
         f"- reproduce: `--fib-seed={s.seed}`; pytest exit status {exitstatus}",
         "- outcomes: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"), "",
-        "| definition | solution | passed | median latency (ms) | speedup (mean) | speedup "
-        "(geomean) | % of peak bandwidth |",
-        "|---|---|---|---|---|---|---|",
     ]
-    def f(v: float | None, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
-    for r in solution_rows(fib):
-        lines.append(f"| {r['definition']} | {r['solution']} | {r['passed']}/{r['cases']} | "
-                     f"{f(r['median_latency_ms'], '.4f')} | {f(r['speedup_mean'], '.2f')} | "
-                     f"{f(r['speedup_geomean'], '.2f')} | {f(r['pct_of_peak'], '.1f')} |")
+    from . import plots as plots_mod
+    from .tables import markdown
+
+    rows = solution_rows(fib)
+    lines += markdown(TABLE_HEADER, [table_cells(r) for r in rows])
+    lines += ["", "score: the contest's, the mean speedup over all workloads; a workload that "
+              "failed or was not timed counts 0."]
+    lines += [f"- {r['definition']} / {r['solution']}: {len(r['zeros'])} of {r['cases']} count 0: "
+              + ", ".join(f"`{w}` ({why})" for w, why in r["zeros"][:20])
+              for r in rows if r["zeros"] and r["score"] is not None]
     failed = [r for r in fib.results if r.status not in (None, "PASSED", "COMPILED")]
     if failed:
         lines += ["", "## Failures", ""]
         for rec in sorted(failed, key=lambda r: r.case.key)[:200]:
-            first = rec.log.strip().splitlines()[:1]
-            lines.append(f"- `{rec.case.key}`: **{rec.status}** {first[0][:200] if first else ''}")
+            lines.append(f"- `{rec.nodeid or rec.case.key}`: **{rec.status}** {_gist(rec.log)}")
     plots = speedup_plots(fib, out)
     if plots:
         lines += ["", "## Speedup per workload", ""]
-        lines += [f"![{name}]({path.name})" for name, path in plots]
+        # embedded, so the image shows where a relative link does not ($GITHUB_STEP_SUMMARY)
+        lines += [f"![{name}]({plots_mod.data_uri(path.read_bytes())})\n\n({path.name})"
+                  for name, path in plots]
+    elif any(r.timing is not None for r in fib.results) and not plots_mod.available():
+        lines += ["", "(speedup plots need matplotlib: pip install 'pytest-fib[report]')"]
     if fib.load_problems:
         lines += ["", "## Files not loaded", ""]
         lines += [f"- `{p.where}`: {p.message}" for p in fib.load_problems]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+def _gist(text: str, limit: int = 300) -> str:
+    """The first line of a failure, and the next one where the first only announces it
+    ("... did not build:"): what went wrong, not just that something did."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    gist = lines[0]
+    if gist.endswith(":") and len(lines) > 1:
+        gist += " " + next((line for line in lines[1:] if "error" in line.lower()), lines[1])
+    return gist[:limit]
+
+
 def speedup_plots(fib: FibSession, out: Path) -> list[tuple[str, Path]]:
-    """One bar chart per definition: speedup (reference / solution) per workload and solution."""
+    """One bar chart per definition: speedup (reference / solution) per workload and solution,
+    as PNG (plots.py; none without matplotlib)."""
+    from . import plots
+    from .cases import safe
+
+    if not plots.available():
+        return []
     by_def: dict[str, list[TimingInfo]] = {}
     for rec in fib.results:
         if rec.timing is not None:
             by_def.setdefault(rec.timing["definition"], []).append(rec.timing)
-    plots = []
+
+    def label(r: TimingInfo) -> str:  # as in node ids: axes, then a short uuid
+        axes = "-".join(f"{k}:{v}" for k, v in sorted(r["axes"].items()))
+        short = safe(r.get("workload_uuid", ""))[:8]
+        return f"{axes}-{short}" if axes else short
+    made = []
     for definition, rows in sorted(by_def.items()):
-        path = inside(out, f"speedup_{component(definition)}.svg")
-        path.write_text(bar_chart_svg(definition, rows))
-        plots.append((definition, path))
-    return plots
+        path = inside(out, f"speedup_{component(definition)}.png")
+        path.write_bytes(plots.speedup_png(definition, rows, label))
+        made.append((definition, path))
+    return made
 
 
-def bar_chart_svg(title: str, rows: list[TimingInfo]) -> str:
-    from .cases import safe
-
-    def label(r: TimingInfo) -> str:
-        return safe("-".join(f"{k}={v}" for k, v in sorted(r["axes"].items())))
-    workloads = sorted({label(r) for r in rows}, key=lambda w: (len(w), w))
-    solutions = sorted({r["solution"] for r in rows})
-    value = {(label(r), r["solution"]): r["speedup"] for r in rows}
-    top = max([1.0, *value.values()]) * 1.1
-    width, height, left, bottom = max(420, 60 + 26 * len(workloads) * len(solutions)), 300, 50, 60
-    x: float
-    plot_h = height - bottom - 30
-    bar_w = max(4, (width - left - 10) / max(1, len(workloads) * len(solutions)) - 2)
-    colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="10">',
-             f'<text x="{left}" y="15" font-size="13">{title}: speedup over the reference</text>']
-    y1 = 30 + plot_h - plot_h / top
-    parts.append(f'<line x1="{left}" x2="{width - 5}" y1="{y1:.1f}" y2="{y1:.1f}" '
-                 f'stroke="#999" stroke-dasharray="4 3"/><text x="5" y="{y1 + 3:.1f}">1.0x</text>')
-    x = left
-    for w in workloads:
-        for j, sol in enumerate(solutions):
-            v = value.get((w, sol))
-            if v is not None:
-                h = plot_h * v / top
-                parts.append(f'<rect x="{x:.1f}" y="{30 + plot_h - h:.1f}" width="{bar_w:.1f}" '
-                             f'height="{h:.1f}" fill="{colors[j % len(colors)]}">'
-                             f'<title>{sol} {w}: {v:.2f}x</title></rect>')
-            x += bar_w + 2
-        mid = x - (bar_w + 2) * len(solutions) / 2
-        parts.append(f'<text x="{mid:.1f}" y="{height - bottom + 42}" '
-                     f'text-anchor="end" transform="rotate(-35 {mid:.1f},'
-                     f'{height - bottom + 42})">{w}</text>')
-        x += 6
-    for j, sol in enumerate(solutions):
-        parts.append(f'<rect x="{width - 150}" y="{20 + 12 * j}" width="8" height="8" '
-                     f'fill="{colors[j % len(colors)]}"/><text x="{width - 138}" '
-                     f'y="{28 + 12 * j}">{sol[:22]}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)

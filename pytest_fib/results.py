@@ -40,6 +40,7 @@ class Record:
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # max_abs, max_rel, ...
     timing: TimingInfo | None = None  # the timing summary (benchmark extra_info)
     samples_s: list[float] = dataclasses.field(default_factory=list)
+    nodeid: str | None = None  # its correctness item's, for the report's failure list
 
     def wire(self) -> dict[str, Any]:
         """JSON-safe, for the xdist controller (no case, samples or log: they stay here)."""
@@ -135,6 +136,12 @@ def finished(item: FibItem, rep: pytest.TestReport) -> None:
     if rep.when != "call":
         return
     rec = fib.results.get(item.case.key) or Record(item.case)
+    if item.kind == "correctness" and rec.nodeid is None:
+        rec.nodeid = item.nodeid  # the report's failure list names the item
+    # junit reads them from the teardown report, which pytest makes from the item's list
+    props = junit_properties(item.kind, rec)
+    item.user_properties.extend(props)
+    rep.user_properties.extend(props)
     _sections(fib, item, rep)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         _ship(item, rep, rec)
@@ -142,6 +149,20 @@ def finished(item: FibItem, rep: pytest.TestReport) -> None:
             and item.kind != "property"  # a property item has no workload of its own
             and item.resumed is None):  # already recorded
         _write_trace(fib, item, rep, rec)
+
+
+def junit_properties(kind: str, rec: Record) -> list[tuple[str, object]]:
+    """What --junitxml's <properties> carry (issue 18): the verdict's status and, for a timed
+    item, latency, reference latency, speedup and the clock that measured them."""
+    props: list[tuple[str, object]] = []
+    if rec.status:
+        props.append(("fib_status", rec.status))
+    t = rec.timing
+    if kind == "timing" and t is not None:
+        props += [("fib_latency_ms", t["latency_ms"]),
+                  ("fib_reference_latency_ms", t["reference_latency_ms"]),
+                  ("fib_speedup", t["speedup"]), ("fib_clock", t["clock"])]
+    return props
 
 
 def _sections(fib: FibSession, item: FibItem, rep: pytest.TestReport) -> None:

@@ -217,8 +217,10 @@ class Runner:
             self.diagnose(case, resp["diagnostics"])
         answer = resp["status"]
         if answer == "build_error":
+            from .compiler_output import build_error_text
+
             text = (f"COMPILE_ERROR: {case.solution.name} ({case.solution.path}) did not build:\n"
-                    f"{resp['message'].strip()}\n--- compiler errors ---\n{resp['errors']}"
+                    f"{build_error_text(case.solution, resp['message'], resp['errors'])}"
                     f"{binding_hint(case)}")
             raise fail(Status.COMPILE_ERROR, text, log=text)
         if answer == "compiled":

@@ -14,7 +14,7 @@ from . import local
 from .cases import Case
 from .dataset import Dataset, Problem, SolutionRec
 from .results import Results
-from .settings import Settings
+from .settings import KIT_ROOT_SOURCE, Settings
 
 if TYPE_CHECKING:
     from .buildcache import BuildCache
@@ -79,7 +79,10 @@ def load(settings: Settings) -> FibSession:
     solutions = list(ds.solutions) if with_dataset else []
     problems = list(ds.problems)
     if settings.solutions in ("local", "all"):
-        local_solutions, local_problems = local.discover(settings.kernels)
+        # a starter kit at the rootdir: its config.toml folders only, not every JSON file of the
+        # checkout (issue 18)
+        local_solutions, local_problems = local.discover(
+            settings.kernels, json=settings.kernels_source != KIT_ROOT_SOURCE)
         solutions = local_solutions + solutions
         problems += local_problems
     known = [s for s in solutions if s.definition in ds.definitions]

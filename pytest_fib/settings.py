@@ -181,7 +181,51 @@ def wanted(config: pytest.Config) -> bool:
         return True
     if any(config.getini(key) for key in INI_KEYS):
         return True
-    return any((d / "kernels").is_dir() for d in (config.invocation_params.dir, config.rootpath))
+    return any((d / "kernels").is_dir() for d in (config.invocation_params.dir, config.rootpath)
+               ) or kit_root(config) is not None
+
+
+KIT_ROOT_SOURCE = "the starter kit at the rootdir"
+
+
+def kit_root(config: pytest.Config) -> Path | None:
+    """A contest starter-kit checkout used as it is (issue 18): ``config.toml`` and ``solution/``
+    at the rootdir (or the invocation folder), and no ``kernels/`` folder. Two stat calls: an
+    unrelated project pays nothing more."""
+    for d in (config.invocation_params.dir, config.rootpath):
+        if (d / "kernels").is_dir():
+            return None
+    return next((d for d in (config.rootpath, config.invocation_params.dir)
+                 if (d / "config.toml").is_file() and (d / "solution").is_dir()), None)
+
+
+SEED_CACHE_KEY = "fib/last-seed"
+
+
+def last_seed(config: pytest.Config, value: Any, source: str) -> tuple[int, str] | None:
+    """``--fib-seed=last``, or ``--lf``/``--ff`` without a seed: the last run's seed, from pytest's
+    cache (issue 18: a rerun of failures with new random inputs may not fail again)."""
+    rerun = value is None and (config.getoption("lf", False) or config.getoption("failedfirst",
+                                                                                 False))
+    if str(value).strip().lower() != "last" and not rerun:
+        return None
+    cache = getattr(config, "cache", None)
+    last = cache.get(SEED_CACHE_KEY, None) if cache is not None else None
+    if isinstance(last, int):
+        return last, f"{source if not rerun else '--lf'}: the last run's seed"
+    if rerun:
+        return None  # nothing recorded: a fresh random seed, as without --lf
+    why = ("no earlier run here recorded a seed" if cache is not None
+           else "pytest's cache is off (-p no:cacheprovider)")
+    raise _usage(source, value, why, "Give the seed itself (the header of the run prints it: "
+                 "--fib-seed=N), or run once without --fib-seed.")
+
+
+def remember_seed(config: pytest.Config, seed: int) -> None:
+    """For the next ``--fib-seed=last`` / ``--lf`` (not from an xdist worker: one writer)."""
+    cache = getattr(config, "cache", None)
+    if cache is not None and not os.environ.get("PYTEST_XDIST_WORKER"):
+        cache.set(SEED_CACHE_KEY, seed)
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -213,6 +257,9 @@ def resolve(config: pytest.Config) -> Settings:
         kernels = next((d / "kernels" for d in (config.invocation_params.dir, config.rootpath)
                         if (d / "kernels").is_dir()), config.rootpath / "kernels")
         kernels_source = "default ./kernels"
+        kit = kit_root(config)
+        if kit is not None:
+            kernels, kernels_source = kit.resolve(), KIT_ROOT_SOURCE
     explicit = explicit or value is not None
     if value is not None and not kernels.is_dir():
         raise _usage(source, str(kernels), "is not a directory",
@@ -228,7 +275,10 @@ def resolve(config: pytest.Config) -> Settings:
         raise _usage("--fib-solutions", solutions, "unknown mode", f"Use one of {SOLUTION_MODES}.")
 
     value, source = _first(config, "fib_seed", "FIB_SEED", None)
-    if value is None:
+    last = last_seed(config, value, source)
+    if last is not None:
+        seed, seed_source = last
+    elif value is None:
         seed, seed_source = random.Random().randrange(2**31), "random"
     else:
         seed, seed_source = _number(value, source, int, 0), source

@@ -277,10 +277,27 @@ def busy_time(work: list[tuple[float, float, str, int]]) -> float:
     return total
 
 
+def quartiles(ordered: list[float]) -> tuple[float, float]:
+    """(Q1, Q3) exactly as pytest-benchmark's ``Stats`` computes them (Wikipedia's method 2 for an
+    even count, method 3 for an odd one), so ``extra_info.iqr_ms`` and its ``stats.iqr`` agree
+    for the same samples (issue 18: one IQR definition)."""
+    n = len(ordered)
+    if n == 1:
+        return ordered[0], ordered[0]
+    if n % 2 == 0:
+        return statistics.median(ordered[:n // 2]), statistics.median(ordered[n // 2:])
+    k, q = n // 4, n % 4
+    if q == 1:
+        return (0.25 * ordered[k - 1] + 0.75 * ordered[k],
+                0.75 * ordered[3 * k] + 0.25 * ordered[3 * k + 1])
+    return (0.75 * ordered[k] + 0.25 * ordered[k + 1],
+            0.25 * ordered[3 * k + 1] + 0.75 * ordered[3 * k + 2])
+
+
 def summarize(samples_s: list[float]) -> dict[str, float]:
     ordered = sorted(samples_s)
     n = len(ordered)
-    q1, q3 = ordered[n // 4], ordered[(3 * n) // 4]
+    q1, q3 = quartiles(ordered)
     return {"median_ms": statistics.median(ordered) * 1e3, "min_ms": ordered[0] * 1e3,
             "iqr_ms": (q3 - q1) * 1e3, "mean_ms": statistics.fmean(ordered) * 1e3, "n": n}
 

@@ -110,7 +110,7 @@ def test_image_lock_runs_a_correctness_and_a_timing_item(tmp_path: Path) -> None
                      "kernels::scale2::tri::timing[n:7-w0000007]": "passed"}, output[-6000:]
     assert done.returncode == 0, output[-6000:]
     benchmarks = json.loads((project / "bench.json").read_text())["benchmarks"]
-    assert [b["name"] for b in benchmarks] == ["timing[n:7-w0000007]"], benchmarks
+    assert [b["name"] for b in benchmarks] == ["scale2::tri::timing[n:7-w0000007]"], benchmarks
     assert benchmarks[0]["stats"]["rounds"] == 3  # --fib-iterations=3: device samples fed in
 
 

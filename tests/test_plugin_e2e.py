@@ -111,9 +111,6 @@ def test_m_selects_item_kinds(project: Project, marker: str, kinds: set[str]) ->
     assert project.collect("-m", marker) == [i for i in OK_IDS if kind(i) in kinds]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a node id cannot be given on the command line: the "
-                   "anchor is a directory node (pytest.Dir), and pytest 9 refuses 'directory "
-                   "argument cannot contain :: selection parts'")
 def test_node_id_on_the_command_line_selects_it(project: Project) -> None:
     project.dataset()
     project.kit("ok")
