@@ -120,6 +120,10 @@ class TimingInfo(_Timing, total=False):
     gpu: str
     gpu_device: str  # the GPU as CUDA_VISIBLE_DEVICES names it (an index or a UUID), else "0"
     gpu_uuid: str  # the GPU's own UUID, whatever the process's numbering
+    # --fib-clock=flashinfer-bench: what flashinfer-bench 0.1.2's method read for the same calls
+    judge_latency_ms: float
+    judge_reference_latency_ms: float
+    judge_speedup: float
     baseline: str  # --fib-baseline: the solution timed interleaved with this one
     speedup_vs_baseline: float
     speedup_vs_baseline_ci95: list[float]

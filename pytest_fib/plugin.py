@@ -102,6 +102,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "item gets a per-kernel table and the .ncu-rep file is saved. SET: an ncu set "
              "(basic, the default; detailed; full) or sections, e.g. "
              "--fib-ncu=SpeedOfLight,MemoryWorkloadAnalysis. Write it with '='.")
+    add("--fib-clock", dest="fib_clock", choices=("cupti", "flashinfer-bench"), default=None,
+        help="cupti (default): a kernel's own device time. flashinfer-bench: also report, beside "
+             "it, what flashinfer-bench 0.1.2's method (CUDA events around each call, its "
+             "time_runnable) reads for the same solution and reference: the judge's view, launch "
+             "overhead included (GPU only).")
     add("--fib-strict-spec", dest="fib_strict_spec", action="store_true", default=False,
         help="read a Solution JSON without destination_passing_style as flashinfer-bench 0.1.2 "
              "does (true), instead of deciding from the entry point's signature.")

@@ -49,6 +49,7 @@ class Request(_RequestOp, total=False):
     draws: dict[str, int]  # sampling: sampling.DrawPlan as a dict
     cycles: list[int]  # reference: perturbation cycles the timed inputs went through
     clock: str  # timing: "auto" or "cuda-events"
+    judge: bool  # timing: also time it as flashinfer-bench 0.1.2 does (--fib-clock)
 
 
 class Trial(TypedDict):
@@ -85,6 +86,8 @@ class Reply(_ReplyStatus, total=False):
     tampered: list[str]  # guarded functions the solution replaced
     measurement: dict[str, Any]  # timing.Measurement.to_json()
     parts: int  # timing: solutions timed interleaved (2 with a baseline)
+    judge_ms: float  # timing (--fib-clock=flashinfer-bench): what its time_runnable read
+    judge_error: str  # why it could not read one
     checked: dict[int, Checked]  # timing: input set -> last timed output
     diagnostics: str  # a sanitizer or ncu report
     code: int  # lost: the child's exit status

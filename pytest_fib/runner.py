@@ -59,6 +59,7 @@ class Runner:
         self._refs: collections.OrderedDict[tuple[str, str, int], tuple[list[Any], list[Any]]] = (
             collections.OrderedDict())
         self._ref_times: dict[tuple[str, str], Any] = {}
+        self._ref_judged: dict[tuple[str, str], float | str] = {}  # --fib-clock=flashinfer-bench
         self._null: dict[tuple[Any, ...], str | None] = {}
         self._profiled: set[tuple[str, str]] = set()  # --fib-ncu: (solution, workload) done
         self.transfer = "ipc"  # outputs by CUDA IPC on a GPU (transfer.py); "host" after a failure
@@ -495,6 +496,8 @@ class Runner:
                            iterations=self.settings.iterations, recheck=recheck, **extra)
         if baseline is not None:
             req["where"]["baseline"] = baseline.path
+        if self.settings.judge_clock:
+            req["judge"] = True
         resp, parts = self.timed_call(req, case)
         names = list(case.definition.raw["outputs"])
         for k, produced in resp.get("checked", {}).items():
@@ -513,6 +516,9 @@ class Runner:
         m = parts[0]
         ref_m = self.reference_timing(case, definition, workload, seeds)
         info = self.timing_info(case, m, ref_m)
+        if self.settings.judge_clock:
+            self.judge_info(info, judged(resp), self._ref_judged.get(
+                (case.definition.name, case.workload.uuid)))
         if len(parts) > 1 and parts[1].samples_s and baseline is not None:
             point, lo, hi = timing.ratio_ci(parts[1].samples_s, m.samples_s)
             info["baseline"] = baseline.name
@@ -573,6 +579,8 @@ class Runner:
                "device": self.device, "seeds": seeds[: min(len(seeds), 8)],
                "warmup": self.settings.warmup,
                "iterations": max(3, self.settings.iterations // 2)}
+        if self.settings.judge_clock:
+            req["judge"] = True
 
         def send() -> Reply:
             try:
@@ -585,9 +593,22 @@ class Runner:
                            f"failed: {resp.get('message')}\n{resp.get('traceback', '')}")
             return resp
 
-        m = resolved(req, send)[1][0]
+        resp, (m, *_) = resolved(req, send)
         self._ref_times[key] = m
+        self._ref_judged[key] = judged(resp)
         return m
+
+    @staticmethod
+    def judge_info(info: TimingInfo, mine: float | str, ref: float | str | None) -> None:
+        """--fib-clock=flashinfer-bench: what flashinfer-bench 0.1.2's method read for the same
+        solution and reference, beside the kernel's own time (a string: why it read nothing)."""
+        if isinstance(mine, str) or not isinstance(ref, float):
+            why = mine if isinstance(mine, str) else (ref or "the reference was not timed")
+            info["notes"] = [*info["notes"], f"flashinfer-bench's clock read nothing: {why}"]
+            return
+        info["judge_latency_ms"] = mine
+        info["judge_reference_latency_ms"] = ref
+        info["judge_speedup"] = ref / mine if mine > 0 else 0.0
 
     def timing_info(self, case: Case, m: Any, ref_m: Any) -> TimingInfo:
         """The JSON-safe timing summary (pytest-benchmark's extra_info, the report's rows)."""
@@ -654,6 +675,13 @@ def resolved(req: Request, send: Callable[[], Reply]) -> tuple[Reply, list[Any]]
             parts[0].notes.append(why)
         return resp, parts
     raise fail(Status.TIMING_UNREADABLE, f"the timing trace could not be read: {why}")
+
+
+def judged(resp: Reply) -> float | str:
+    """--fib-clock=flashinfer-bench: the time its method read (ms), or why there is none."""
+    if "judge_ms" in resp:
+        return float(resp["judge_ms"])
+    return resp.get("judge_error", "the worker sent no flashinfer-bench time")
 
 
 RECHECK_BYTES = 512 * 2**20  # timed outputs (and inputs) shipped back for re-checking, per item

@@ -68,6 +68,9 @@ class Settings:
     sanitizer: str | None = None  # memcheck, racecheck, synccheck, initcheck
     ncu: str | None = None  # --fib-ncu: an ncu set or section list (ncu.py); None: off
     ncu_dir: Path | None = None  # where --fib-ncu saves .ncu-rep files
+    # --fib-clock=flashinfer-bench: timing items also report what flashinfer-bench 0.1.2's own
+    # method (CUDA events around each call, time_runnable) reads for the same calls
+    judge_clock: bool = False
     strict_spec: bool = False  # a missing destination_passing_style is true (flashinfer-bench)
     # Timing items run on the CPU only when asked for (--fib-device=cpu) or for the self-test:
     # the host clock times Triton's interpreter, not a kernel (issue 15).
@@ -345,6 +348,11 @@ def resolve(config: pytest.Config) -> Settings:
                          "$CUDA_HOME/bin or in /usr/local/cuda/bin",
                          "Install Nsight Compute (it ships with the CUDA toolkit) or add its "
                          "folder to PATH.")
+    clock = config.getoption("fib_clock", None) or "cupti"
+    judge_clock = clock == "flashinfer-bench"
+    if judge_clock and not gpus:
+        raise _usage("--fib-clock", clock, "needs a CUDA GPU (flashinfer-bench times with CUDA "
+                     "events)", "Run it on a GPU machine (or with --modal).")
     if sanitizer and ncu:
         raise _usage("--fib-ncu", ncu, "cannot be combined with --fib-sanitizer",
                      "Profile and sanitize in separate runs.")
@@ -375,7 +383,7 @@ def resolve(config: pytest.Config) -> Settings:
         warmup=_or(_opt_number(config, "fib_warmup", int, 0), 10 if gpus else 1),
         iterations=_or(_opt_number(config, "fib_iterations", int, 1), 100 if gpus else 5),
         explicit=explicit, selftest=selftest, sanitizer=sanitizer, ncu=ncu,
-        ncu_dir=ncu_dir,        baseline=config.getoption("fib_baseline"),
+        ncu_dir=ncu_dir, judge_clock=judge_clock, baseline=config.getoption("fib_baseline"),
         strict_spec=bool(config.getoption("fib_strict_spec", False)),
         host_timing=device == "cpu" or selftest,
         hypothesis_examples=_or(_opt_number(config, "fib_hypothesis_examples", int, 1), 10),
