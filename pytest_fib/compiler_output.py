@@ -46,4 +46,7 @@ def build_error_text(solution: Any, message: str, errors: str) -> str:
     seen: dict[str, None] = {}
     for line in errors.splitlines():
         seen.setdefault(to_user_paths(line, solution), None)
-    return f"{to_user_paths(head, solution)}\n--- compiler errors ---\n" + "\n".join(seen)
+    # a failure replayed from the build cache says so, and how to build again (buildcache.py)
+    cached = [line for line in lines[1:] if line.startswith("(cached build result from")]
+    return (f"{to_user_paths(head, solution)}\n--- compiler errors ---\n" + "\n".join(seen)
+            + "".join(f"\n{line}" for line in cached))
