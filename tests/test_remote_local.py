@@ -383,3 +383,18 @@ def test_shards_that_collect_differently_fail_naming_the_items(pytester, project
     result.stderr.fnmatch_lines(["*collection mismatch: shards 1/2 and 2/2 collected different "
                                  "items (2 and 1 selected); only on shard 1/2:*",
                                  "*test_odd.py::test_x[[]only-here[]]*"])
+
+
+def test_the_remote_runs_seed_comes_home_for_fib_seed_last(pytester, project):
+    """--fib-seed=last after a remote session reuses the remote run's seed: pytest-fib's cache
+    value travels out and back with pytest's own (issue 18)."""
+    args = ("--fib-dataset=data", "--fib-device=cpu", "--fib-iterations=2", "--fib-warmup=0",
+            "--fib-trials=1", "--fib-hypothesis-examples=1", "-p", "no:randomly",
+            "-m", "correctness", "-k", "ok3", *LOCAL)
+    first = run(pytester, *args, "--fib-seed=4242")
+    assert first.ret == 0, first.stdout.str()[-2000:]
+    seed = project / ".pytest_cache" / "v" / "fib" / "last-seed"
+    assert json.loads(seed.read_text()) == 4242
+    again = run(pytester, *args, "--fib-seed=last")
+    assert again.ret == 0, again.stdout.str()[-2000:]
+    again.stdout.fnmatch_lines(["*reproduce inputs with --fib-seed=4242*"])

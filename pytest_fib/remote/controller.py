@@ -39,7 +39,7 @@ import pytest
 from .._toml import tomllib
 from . import options as opt
 from .backends import Handle, InfraError, Job
-from .merge import CACHE_FILES, Homecoming
+from .merge import CACHE_FILES, FIB_CACHE_VALUES, Homecoming
 from .plan import (
     CACHE_KEY,
     EXIT_INFRA,
@@ -266,10 +266,27 @@ def make_plan(config: pytest.Config, o: Options) -> Plan:
                     start_cache[name] = json.loads(f.read_text())
                 except ValueError:
                     pass
+        for key in FIB_CACHE_VALUES:  # --fib-seed=last on the remote side reads this one
+            f = cache / "v" / key
+            if f.is_file():
+                ship_input(f"{CACHE_KEY}/v/{key}", f)
     return Plan(project, invocation_dir, args, artifacts, dataset_local, source, volume,
                 volume_sub, files, package, inputs, shipped, start_cache,
                 color=_color(config, raw), verbose=int(config.getoption("verbose") or 0),
                 collect_only=bool(config.getoption("collectonly", False)))
+
+
+def last_seed(plan: Plan) -> int | None:
+    """--lf/--ff without a seed reuse the last run's (settings.last_seed): shards get it from
+    the shipped cache value, here, since each shard is told its seed."""
+    if not any(a.name in ("--lf", "--last-failed", "--ff", "--failed-first") for a in plan.args):
+        return None
+    f = plan.inputs.get(f"{CACHE_KEY}/v/{FIB_CACHE_VALUES[0]}")
+    try:
+        value = json.loads(f.read_text()) if f is not None else None
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _color(config: pytest.Config, raw: list[str]) -> bool:
@@ -423,7 +440,7 @@ class Session:
         # Shards draw inputs from one seed (the user's, else one chosen here), so that a failure
         # reproduces with the --fib-seed its message prints, as in an unsharded session.
         given = any(a.name == "--fib-seed" for a in plan.args) or os.environ.get("FIB_SEED")
-        self.seed = None if given else random.Random().randrange(2**31)
+        self.seed = None if given else (last_seed(plan) or random.Random().randrange(2**31))
 
     def job(self, index: int, total: int) -> Job:
         root = self.backend.new_root(index)

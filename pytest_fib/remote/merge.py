@@ -24,6 +24,9 @@ from typing import Any
 from .plan import CACHE_KEY, STORAGE_KEY, Artifacts
 
 CACHE_FILES = ("lastfailed", "nodeids", "stepwise")
+# pytest-fib's own cache values (settings.SEED_CACHE_KEY): shipped out, and brought home from
+# the remote session, so --fib-seed=last and --lf reuse the remote run's seed (issue 18)
+FIB_CACHE_VALUES = ("fib/last-seed",)
 
 
 def merge_junit(files: Sequence[Path], dest: Path) -> None:
@@ -190,6 +193,13 @@ class Homecoming:
                 value = _read_json(o / CACHE_KEY / "v" / "cache" / name, None)
                 if value is not None:
                     got.setdefault(name, []).append(value)
+        for key in FIB_CACHE_VALUES:
+            values = [v for v in (_read_json(o / CACHE_KEY / "v" / key, None) for o in outs)
+                      if v is not None]
+            if values and all(v == values[0] for v in values):  # shards share one seed
+                target = dest / "v" / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps(values[0]))
         if not got:
             return
         folder = dest / "v" / "cache"
