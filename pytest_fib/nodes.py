@@ -18,7 +18,7 @@ import pytest
 
 from . import results
 from .cases import Case, safe, workload_id
-from .dataset import Problem, SolutionRec
+from .dataset import DefinitionRec, Problem, SolutionRec, WorkloadRec
 from .keys import FIB_SESSION
 from .outcome import FibFailure, Outcome, Status, fail, of
 from .session import FibSession, orphan_problem
@@ -181,10 +181,8 @@ class SolutionNode(pytest.Collector):
             base = Case(definition, workloads[0], self.solution, f"no property test: {blocked}")
             func: Any = _no_property
         else:
-            properties.register_profile()
-            func = properties.make_test(definition, workloads, budget,
-                                        fib.settings.hypothesis_examples, fib.settings.seed,
-                                        _property_example)
+            func = _lazy_property(definition, workloads, budget, fib.settings.hypothesis_examples,
+                                  fib.settings.seed)
             if self.solution.expect is not None:
                 func = _judge_whole(func)  # self-test: judge the shrunk outcome, not each example
         return FibItem.from_parent(self, name="property", callobj=func, case=base,
@@ -254,6 +252,29 @@ def _runner(node: pytest.Item) -> Runner:
         fib.runner.prestart(timing=any(getattr(i, "kind", None) == "timing"
                                        for i in node.session.items))
     return fib.runner
+
+
+def prestart(session: pytest.Session) -> None:
+    """Once collection is over, start the workers of a session that will run items: their
+    start-up (torch, CUDA contexts) then overlaps pytest's own until the first item."""
+    if any(isinstance(i, FibItem) and i.resumed is None for i in session.items):
+        _runner(session.items[0])
+
+
+def _lazy_property(definition: DefinitionRec, workloads: list[WorkloadRec], budget: int,
+                   examples: int, seed: int) -> Any:
+    """The property item's test, made when it runs: hypothesis takes seconds to import, which a
+    session that deselects every property item (``-m "correctness or timing"``) never pays, and
+    which would otherwise delay every build (they start once collection ends)."""
+    def property_test(request: pytest.FixtureRequest) -> None:
+        """Correct on drawn shapes (hypothesis), not only on the listed workloads."""
+        from . import properties
+
+        properties.register_profile()
+        properties.make_test(definition, workloads, budget, examples, seed,
+                             _property_example)(request)
+
+    return property_test
 
 
 def _no_property(request: pytest.FixtureRequest) -> None:

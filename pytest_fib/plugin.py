@@ -312,11 +312,17 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Builds start now, in parallel, for the selected items' CUDA/C++ solutions (issue 15)."""
+    """Builds start now, in parallel, for the selected items' CUDA/C++ solutions (issue 15), and
+    so do the workers that will run them."""
     fib = session.config.stash.get(FIB_SESSION, None)
-    if fib is not None and fib.builds is not None and not session.config.option.collectonly:
+    if fib is None or session.config.option.collectonly:
+        return
+    if fib.builds is not None:
         cases = [getattr(i, "case", None) for i in session.items]
         fib.builds.start([c for c in cases if c is not None])
+    from . import nodes
+
+    nodes.prestart(session)
 
 
 @pytest.hookimpl(wrapper=True)

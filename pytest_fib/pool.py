@@ -27,6 +27,9 @@ STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loade
 # is given this long to finish printing and die, so that the verdict names the signal (issue 14).
 CRASH_GRACE = 60.0
 KEPT_CAP = 4 * 2**20  # a failed item's kept output (its end), per item
+# Where a session's time goes (docs/performance.md): a file that gets one tab-separated line per
+# worker call: op, seconds, solution or definition name, workload uuid.
+TRACE = "PYTEST_FIB_TRACE_CALLS"
 CRASH_MARK = "Fatal Python error"  # faulthandler's first line
 
 
@@ -51,6 +54,7 @@ def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
         # flashinfer-bench's builders are imported) from initialising the driver in the zygote.
         env.setdefault("PYTEST_FIB_EXEC_CHILDREN", "auto")
         env.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+        env["PYTEST_FIB_WARM_CUDA"] = "1"  # worker.warm_cuda(): each solution's process, ahead
     if warm_profiler and device.startswith("cuda"):
         env["PYTEST_FIB_WARM_PROFILER"] = "1"  # worker.warm_profiler(), during start-up
     if device == "cpu":
@@ -61,6 +65,17 @@ def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
         env["CUDA_HOME"] = "/usr/local/cuda"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def trace(request: Request, seconds: float) -> None:
+    """One line in the PYTEST_FIB_TRACE_CALLS file, when it is set."""
+    path = os.environ.get(TRACE)
+    if not path:
+        return
+    who = (request.get("solution") or request.get("definition") or {}).get("name", "")
+    uuid = request.get("workload", {}).get("uuid", "")
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"{request.get('op')}\t{seconds:.4f}\t{who}\t{uuid}\n")
 
 
 def crash_excerpt(log: str, lines: int = 30) -> str:
@@ -148,12 +163,15 @@ class WorkerProcess:
         self._wait_ready()
         self._cap_log()
         start_log = self.log_size()
+        began = time.perf_counter()
         try:
             resp = self._call(request, timeout, start_log)
         except WorkerLost as e:
             kept = self.keep_log(start_log)
             raise WorkerLost(f"{e}\n(the worker's whole output for this item: {kept})"
                              if kept else str(e), e.replaced) from None
+        finally:
+            trace(request, time.perf_counter() - began)
         if resp.get("status") in ("runtime_error", "build_error", "worker_error"):
             kept = self.keep_log(start_log)
             if kept:

@@ -48,6 +48,7 @@ class Request(_RequestOp, total=False):
     recheck: list[int]  # timing: input sets whose last timed output is sent back
     draws: dict[str, int]  # sampling: sampling.DrawPlan as a dict
     cycles: list[int]  # reference: perturbation cycles the timed inputs went through
+    batch: list[tuple[int, list[int]]]  # reference: several (seed, cycles) in one request
     clock: str  # timing: "auto" or "cuda-events"
     judge: bool  # timing: also time it as flashinfer-bench 0.1.2 does (--fib-clock)
 
@@ -83,6 +84,7 @@ class Reply(_ReplyStatus, total=False):
     trials: list[Trial]  # correctness
     draws: Any  # correctness of a sampler / reference: the samples drawn
     outputs: list[Any]  # reference
+    batch: list[list[Any]]  # reference with a batch: the outputs for each (seed, cycles)
     tampered: list[str]  # guarded functions the solution replaced
     measurement: dict[str, Any]  # timing.Measurement.to_json()
     parts: int  # timing: solutions timed interleaved (2 with a baseline)

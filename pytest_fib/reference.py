@@ -35,35 +35,52 @@ def inputs_device(inputs: list[Any], default: str) -> str:
 def reference_op(req: Request, outbox: Any) -> Reply:
     """The worker's ``reference`` op: the reference's outputs on one trial's inputs (after the
     timed calls' perturbations, when ``cycles`` names them), or with ``draws`` the samples of
-    ``calls`` calls on the batch repeated ``repeat`` times (sampling operators)."""
+    ``calls`` calls on the batch repeated ``repeat`` times (sampling operators). With ``batch``
+    (a list of ``[seed, cycles]``) the outputs for each, in one answer: a timing item re-checks up
+    to 16 input sets, and one round trip serves them all."""
     import traceback
-
-    import torch
 
     from .inputs import index_summary, make_inputs, perturb
     from .models import validate
-    from .sampling import repeat_inputs
 
     definition = validate("definition", req["definition"], req["where"]["definition"])
     workload = validate("workload", req["workload"], req["where"]["workload"])
-    device, seed = req["device"], req["seed"]
-    inputs = make_inputs(definition, workload, device, seed, req["root"])
-    for cycle in req.get("cycles", ()):
-        perturb(inputs, seed, cycle)
-    try:
-        if req.get("draws"):
-            padded = repeat_inputs(list(definition.inputs), inputs, req["draws"]["repeat"])
-            with torch.random.fork_rng(devices=[0] if device.startswith("cuda") else []):
-                torch.manual_seed(seed)
-                drawn = [run_reference(definition, padded, device)[0].to(torch.int32)
-                         for _ in range(req["draws"]["calls"])]
-            return {"status": "ok", "draws": outbox.pack(torch.stack(drawn))}
-        outputs = run_reference(definition, inputs, device)
-    except Exception as e:  # noqa: BLE001 -- any failure of reference code is the dataset's
-        text = f"{type(e).__name__}: {e}"
-        indexing = isinstance(e, IndexError) or any(
-            w in text for w in ("index", "out of bounds", "out of range"))
-        return {"status": "reference_error", "message": text
-                + (index_summary(definition, workload, inputs) if indexing else ""),
-                "traceback": traceback.format_exc()[-4000:]}
-    return {"status": "ok", "outputs": [outbox.pack(o) for o in outputs]}
+    device = req["device"]
+    jobs = req.get("batch") or [(req["seed"], req.get("cycles", []))]
+    done: list[list[Any]] = []
+    for seed, cycles in jobs:
+        inputs = make_inputs(definition, workload, device, seed, req["root"])
+        for cycle in cycles:
+            perturb(inputs, seed, cycle)
+        try:
+            if req.get("draws"):
+                return {"status": "ok", "draws": outbox.pack(_draws(definition, inputs, device,
+                                                                    seed, req["draws"]))}
+            done.append(run_reference(definition, inputs, device))
+        except Exception as e:  # noqa: BLE001 -- any failure of reference code is the dataset's
+            text = f"{type(e).__name__}: {e}"
+            indexing = isinstance(e, IndexError) or any(
+                w in text for w in ("index", "out of bounds", "out of range"))
+            return {"status": "reference_error", "message": text
+                    + (index_summary(definition, workload, inputs) if indexing else ""),
+                    "traceback": traceback.format_exc()[-4000:]}
+    packed = [[outbox.pack(o) for o in outputs] for outputs in done]
+    if req.get("batch"):
+        return {"status": "ok", "batch": packed}
+    return {"status": "ok", "outputs": packed[0]}
+
+
+def _draws(definition: Any, inputs: list[Any], device: str, seed: int,
+           plan: dict[str, int]) -> Any:
+    """A sampler's draws: ``calls`` calls of the reference on the batch repeated ``repeat``
+    times, seeded."""
+    import torch
+
+    from .sampling import repeat_inputs
+
+    padded = repeat_inputs(list(definition.inputs), inputs, plan["repeat"])
+    with torch.random.fork_rng(devices=[0] if device.startswith("cuda") else []):
+        torch.manual_seed(seed)
+        drawn = [run_reference(definition, padded, device)[0].to(torch.int32)
+                 for _ in range(plan["calls"])]
+    return torch.stack(drawn)

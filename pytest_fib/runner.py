@@ -500,9 +500,10 @@ class Runner:
             req["judge"] = True
         resp, parts = self.timed_call(req, case)
         names = list(case.definition.raw["outputs"])
-        for k, produced in resp.get("checked", {}).items():
-            cycles = timed_cycles(k, len(seeds), self.settings.iterations)
-            refs = self.perturbed_reference(case, seeds[k], cycles)
+        checked = resp.get("checked", {})
+        expected = self.perturbed_references(case, [
+            (seeds[k], timed_cycles(k, len(seeds), self.settings.iterations)) for k in checked])
+        for produced, refs in zip(checked.values(), expected, strict=True):
             verdict = check.compare_outputs(names, produced["outputs"], refs, tol.atol, tol.rtol,
                                             required, check.rules_for(case.definition.raw))
             mutated = produced["mutated"]
@@ -548,11 +549,14 @@ class Runner:
 
         return resolved(req, send)
 
-    def perturbed_reference(self, case: Case, seed: int, cycles: list[int]) -> list[Any]:
-        """The reference's outputs on the inputs as the worker left them after the timed calls'
-        perturbations."""
-        resp = self.reference_call(case, seed, cycles=cycles)
-        return [transfer.unpack(o) for o in resp["outputs"]]
+    def perturbed_references(self, case: Case, jobs: list[tuple[int, list[int]]]
+                             ) -> list[list[Any]]:
+        """For each (seed, cycles): the reference's outputs on the inputs as the worker left them
+        after the timed calls' perturbations (one request for all)."""
+        if not jobs:
+            return []
+        resp = self.reference_call(case, jobs[0][0], batch=jobs)
+        return [[transfer.unpack(o) for o in outputs] for outputs in resp["batch"]]
 
     def timing_seeds(self, case: Case) -> list[int]:
         """Distinct input sets, rotated over the timed calls (every call distinct when they fit),

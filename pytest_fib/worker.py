@@ -40,6 +40,7 @@ from .transfer import Outbox
 FATAL_MARKERS = ("illegal memory access", "CUDA error", "device-side assert", "unspecified launch",
                  "misaligned address", "an illegal instruction", "CUBLAS_STATUS", "cudaError")
 WARM_PROFILER = "PYTEST_FIB_WARM_PROFILER"  # set by the controller: see warm_profiler()
+WARM_CUDA = "PYTEST_FIB_WARM_CUDA"  # set by the controller on a GPU: see warm_cuda()
 WRAPPED = "PYTEST_FIB_WRAPPED"  # set by the controller when a tool (sanitizer, ncu) wraps us
 NO_GPU_MARKERS = ("Torch not compiled with CUDA", "Found no NVIDIA driver", "No CUDA GPUs",
                   "CUDA driver initialization failed", "no CUDA-capable device",
@@ -547,6 +548,18 @@ class Worker:
                     "traceback": traceback.format_exc()[-6000:]}
 
 
+def warm_cuda() -> None:
+    """Create this process's CUDA context now (a spare child does it while the current solution
+    runs; up to a second on an H200), not in the first item of the next solution."""
+    import torch
+
+    try:
+        if torch.cuda.is_available():
+            torch.empty(1, device="cuda")
+    except Exception:  # noqa: BLE001 - reported by the first request that needs CUDA
+        pass
+
+
 def warm_profiler() -> None:
     """CUPTI's first start in a process takes seconds: pay it during start-up, not in the first
     timed item (the controller asks for this when the session times on a GPU)."""
@@ -573,8 +586,10 @@ def warm_imports() -> None:
         from flashinfer_bench.compile import BuilderRegistry
 
         from . import inputs, models  # noqa: F401
+        from .buildcache import toolchain
 
         BuilderRegistry.get_instance()
+        toolchain(dict(os.environ))  # the build cache's key: `c++ --version` once, not per child
     except Exception:  # noqa: BLE001 - reported by the first request that needs it
         pass
     reclaim_crash_handler()  # tvm_ffi installs its own SIGSEGV handler: see Worker.build
@@ -584,18 +599,21 @@ def serve(conn: Connection, child: bool = False) -> None:
     """Answer requests until EOF. As a zygote's child (``child``), each answer is prefixed with
     whether this process goes on after it (zygote.py)."""
     warm_imports()  # imports torch: seconds, which must not count against an item's timeout
+    if os.environ.get(WARM_CUDA):
+        warm_cuda()
     if os.environ.get(WARM_PROFILER):
         warm_profiler()
     # After the warm-ups (their lazy initialisation is not tampering), before any solution code:
     # the guard's snapshot.
     worker = Worker()
+    handle = profiled(worker.handle)
     conn.send_bytes(pickle.dumps({"ready": os.getpid()}))
     while True:
         try:
             req = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        resp = worker.handle(req)
+        resp = handle(req)
         data = pickle.dumps(resp, protocol=pickle.HIGHEST_PROTOCOL)
         if child:
             data = (zygote.EXITS if resp.get("fatal") else zygote.GOES_ON) + data
@@ -603,6 +621,30 @@ def serve(conn: Connection, child: bool = False) -> None:
         if resp.get("fatal"):
             sys.stdout.flush()
             os._exit(3)  # the CUDA context is poisoned: let the controller start a fresh worker
+
+
+PROFILE_DIR = "PYTEST_FIB_PROFILE_WORKERS"  # where a session's time goes (docs/performance.md)
+
+
+def profiled(handle: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
+    """``handle``, or with PYTEST_FIB_PROFILE_WORKERS=DIR set, ``handle`` under cProfile: the
+    stats of every request this process served so far go to DIR/worker-<pid>.prof after each
+    one (a solution's process is killed, not ended, when the next solution comes)."""
+    folder = os.environ.get(PROFILE_DIR)
+    if not folder:
+        return handle
+    import cProfile
+
+    prof = cProfile.Profile()
+    path = os.path.join(folder, f"worker-{os.getpid()}.prof")
+
+    def run(req: Request) -> Reply:
+        try:
+            return prof.runcall(handle, req)
+        finally:
+            prof.dump_stats(path)
+
+    return run
 
 
 EXECD = [False]  # this process is a fresh interpreter its zygote exec'd, not a plain fork
@@ -635,19 +677,10 @@ def main(argv: list[str]) -> None:
         os._exit(0)
     fd = int(argv[1])
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    profile_dir = os.environ.get("PYTEST_FIB_PROFILE_WORKERS")
     if os.environ.get(WRAPPED):  # one process per call already, and the tool follows it
         serve(Connection(fd))
-    elif not profile_dir:
+    else:
         run_zygote(Connection(fd))
-    else:  # where a session's time goes on a GPU (tools/gpu/): cProfile stats per worker
-        import cProfile
-
-        prof = cProfile.Profile()
-        try:
-            prof.runcall(serve, Connection(fd))
-        finally:
-            prof.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
     if os.environ.get(WRAPPED):
         return  # under compute-sanitizer or ncu: a normal exit, their report comes at its end
     # Told to stop: skip interpreter finalization and CUDA/CUPTI teardown (seconds, measured at

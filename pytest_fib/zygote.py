@@ -111,6 +111,7 @@ class Child:
 # Ops that run the definition's code (the reference) rather than a solution's: their children
 # live beside the current solution's, so the two alternate without a fork each time.
 REFERENCE_OPS = ("reference", "time_reference")
+SPARES = 2  # children kept forked ahead: one for each slot
 
 
 class Zygote:
@@ -118,7 +119,9 @@ class Zygote:
         self.upstream = upstream
         self.serve = serve
         self.slots: dict[str, Child] = {}  # "solution" / "reference" -> its current child
-        self.spare: Child | None = None
+        # Forked ahead, one per slot: a new definition's reference and its first solution then
+        # both find a process whose start-up (CUDA, CUPTI) is already done.
+        self.spares: list[Child] = []
 
     def fork(self) -> Child:
         ours, theirs = socket.socketpair()
@@ -166,11 +169,11 @@ class Zygote:
             self.reap(child)  # a new solution: the last one's process goes, whatever it did
             child = None
         if child is None:
-            child, self.spare = (self.spare or self.fork()), None
+            child = self.spares.pop(0) if self.spares else self.fork()
             child.key = key
             self.slots[slot] = child
-        if self.spare is None:
-            self.spare = self.fork()  # warms up (CUDA, CUPTI) while this one works
+        while len(self.spares) < SPARES:
+            self.spares.append(self.fork())  # warms up (CUDA, CUPTI) while this one works
         return child
 
     def relay(self, raw: bytes) -> bytes:
@@ -193,12 +196,13 @@ class Zygote:
         return answer[1:]
 
     def run(self) -> None:
+        # Before the first request: its children's start-up overlaps the controller's own.
+        self.spares = [self.fork() for _ in range(SPARES)]
         while True:
             try:
                 raw = self.upstream.recv_bytes()
             except (EOFError, OSError):
                 break
             self.upstream.send_bytes(self.relay(raw))
-        for child in [*self.slots.values(), self.spare]:
-            if child is not None:
-                self.reap(child)
+        for child in [*self.slots.values(), *self.spares]:
+            self.reap(child)

@@ -3,6 +3,7 @@ folder (its solutions/ holds our kernels, packed with --fib-pack), for the sessi
 in docs/timing.md. Prints the wall time and every trace's status and latency, so the comparison
 is only made when it ran what we ran. Usage: python fib_bench_baseline.py DATASET DEF [DEF ...]"""
 import collections
+import logging
 import sys
 import time
 
@@ -10,6 +11,9 @@ if __name__ == "__main__":  # flashinfer-bench's runner spawns processes: keep t
     from flashinfer_bench import Benchmark, BenchmarkConfig, TraceSet
 
     root, names = sys.argv[1], sys.argv[2:]
+    # Its own log lines (one per solution and workload), stamped: a run cut short by its time
+    # limit still shows how far it got and at what pace.
+    logging.basicConfig(level=logging.INFO, format="%(relativeCreated)8.0f ms %(message)s")
     start = time.perf_counter()
     ts = TraceSet.from_path(root)
     cfg = BenchmarkConfig(warmup_runs=10, iterations=50, num_trials=3, definitions=names)
