@@ -288,7 +288,8 @@ def _build_now(store: Store, key: str, doing: str, build: Callable[[], Any]) -> 
     entry.mkdir(parents=True, exist_ok=True)
     start = time.time()
     meta: dict[str, Any] = {"key": key, "doing": doing, "session": store.token,
-                            "when": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid()}
+                            "when": time.strftime("%Y-%m-%d %H:%M:%S"), "started": round(start, 3),
+                            "pid": os.getpid()}
     try:
         with _builder_home(entry / "fib"):
             result = build()

@@ -28,7 +28,7 @@ STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loade
 CRASH_GRACE = 60.0
 KEPT_CAP = 4 * 2**20  # a failed item's kept output (its end), per item
 # Where a session's time goes (docs/performance.md): a file that gets one tab-separated line per
-# worker call: op, seconds, solution or definition name, workload uuid.
+# worker call: op, seconds, solution or definition name, workload uuid, when it ended (epoch).
 TRACE = "PYTEST_FIB_TRACE_CALLS"
 CRASH_MARK = "Fatal Python error"  # faulthandler's first line
 
@@ -68,14 +68,15 @@ def worker_env(device: str, warm_profiler: bool = False, wrapped: bool = False
 
 
 def trace(request: Request, seconds: float) -> None:
-    """One line in the PYTEST_FIB_TRACE_CALLS file, when it is set."""
+    """One line in the PYTEST_FIB_TRACE_CALLS file, when it is set: the op, its seconds, the
+    solution (or definition), the workload, and when it ended (epoch seconds, for timelines)."""
     path = os.environ.get(TRACE)
     if not path:
         return
     who = (request.get("solution") or request.get("definition") or {}).get("name", "")
     uuid = request.get("workload", {}).get("uuid", "")
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"{request.get('op')}\t{seconds:.4f}\t{who}\t{uuid}\n")
+        fh.write(f"{request.get('op')}\t{seconds:.4f}\t{who}\t{uuid}\t{time.time():.3f}\n")
 
 
 def crash_excerpt(log: str, lines: int = 30) -> str:

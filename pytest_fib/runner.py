@@ -13,7 +13,6 @@ item only).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import shutil
@@ -37,6 +36,7 @@ from .inputs import (
     timed_cycles,
     trial_seed,
 )
+from .memo import Memo
 from .models import InvalidFile, validate
 from .outcome import CompiledOnly, FibFailure, FibSkip, Outcome, Status, TimingInfo, fail
 from .pool import Pool, WorkerLost
@@ -54,10 +54,10 @@ class Runner:
         self.log_dir = Path(tempfile.mkdtemp(prefix="pytest-fib-"))
         self.pool = Pool(self.device, self.log_dir, diagnostic_wrapper(self.settings))
         self.ref_pool = Pool(self.device, self.log_dir)  # trusted reference code, timed apart
-        # (definition, workload uuid, seed) -> (inputs, reference outputs); a small LRU because
-        # items run workload by workload and every solution of a definition shares them.
-        self._refs: collections.OrderedDict[tuple[str, str, int], tuple[list[Any], list[Any]]] = (
-            collections.OrderedDict())
+        # (definition, workload uuid, seed) -> (inputs, reference outputs), and with the timed
+        # calls' perturbation cycles -> the reference outputs the timed outputs are checked
+        # against: every solution of a definition shares them (memo.py)
+        self._refs = Memo(REFERENCE_MEMO_BYTES)
         self._ref_times: dict[tuple[str, str], Any] = {}
         self._ref_judged: dict[tuple[str, str], float | str] = {}  # --fib-clock=flashinfer-bench
         self._null: dict[tuple[Any, ...], str | None] = {}
@@ -120,15 +120,13 @@ class Runner:
         """One trial's inputs (made here too: the checks need them) and the reference's outputs
         on them (computed in a worker, reference.py)."""
         key = (case.definition.name, case.workload.uuid, seed)
-        if key in self._refs:
-            self._refs.move_to_end(key)
-            return self._refs[key]
+        found = self._refs.get(key)
+        if found is not None:
+            return cast(tuple[list[Any], list[Any]], found)
         inputs = make_inputs(definition, workload, self.device, seed, str(self.settings.dataset))
         resp = self.reference_call(case, seed)
         outputs = [transfer.unpack(o) for o in resp["outputs"]]
-        self._refs[key] = (inputs, outputs)
-        while len(self._refs) > 8:
-            self._refs.popitem(last=False)
+        self._refs.put(key, (inputs, outputs))
         return inputs, outputs
 
     def reference_call(self, case: Case, seed: int, **extra: Any) -> Reply:
@@ -553,10 +551,18 @@ class Runner:
                              ) -> list[list[Any]]:
         """For each (seed, cycles): the reference's outputs on the inputs as the worker left them
         after the timed calls' perturbations (one request for all)."""
-        if not jobs:
-            return []
-        resp = self.reference_call(case, jobs[0][0], batch=jobs)
-        return [[transfer.unpack(o) for o in outputs] for outputs in resp["batch"]]
+        keys = [(case.definition.name, case.workload.uuid, seed, tuple(cycles))
+                for seed, cycles in jobs]
+        found = [self._refs.get(key) for key in keys]
+        missing = [job for job, got in zip(jobs, found, strict=True) if got is None]
+        if missing:
+            resp = self.reference_call(case, missing[0][0], batch=missing)
+            fresh = iter([[transfer.unpack(o) for o in outputs] for outputs in resp["batch"]])
+            for k, got in enumerate(found):
+                if got is None:
+                    found[k] = next(fresh)
+                    self._refs.put(keys[k], found[k])
+        return cast(list[list[Any]], found)
 
     def timing_seeds(self, case: Case) -> list[int]:
         """Distinct input sets, rotated over the timed calls (every call distinct when they fit),
@@ -688,6 +694,9 @@ def judged(resp: Reply) -> float | str:
     return resp.get("judge_error", "the worker sent no flashinfer-bench time")
 
 
+# What the controller keeps of the reference's answers, shared by every solution of a definition
+# (memo.py): past it, the oldest go (an item's own newest ones stay, whatever their size).
+REFERENCE_MEMO_BYTES = 1 * 2**30
 RECHECK_BYTES = 512 * 2**20  # timed outputs (and inputs) shipped back for re-checking, per item
 
 
