@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .protocol import Reply, Request
-from .zygote import kill_tree
+from .zygote import HOMES, kill_tree
 
 LOG_CAP = 64 << 20  # bytes of worker output kept between items
 STARTUP_TIMEOUT = 300.0  # seconds for a worker to import torch & co. on a loaded machine
@@ -105,11 +105,14 @@ class WorkerProcess:
         self.device = device
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         parent, child = socket.socketpair()
+        env = worker_env(device, warm_profiler, bool(wrapper))
+        env[HOMES] = str(log_dir / "homes")  # removed with the logs (Runner.close)
+        os.makedirs(env[HOMES], exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*(wrapper or []), sys.executable, "-m", "pytest_fib.worker", str(child.fileno())],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=worker_env(device, warm_profiler, bool(wrapper)),
+                stderr=subprocess.STDOUT, env=env,
                 # Own session: Ctrl-C reaches pytest, which then stops the worker itself.
                 start_new_session=True)
         child.close()
@@ -351,14 +354,15 @@ class Pool:
         return resp
 
     def close(self) -> None:
-        self.shutdown()
-        self.join()
-
-    def shutdown(self) -> None:
+        """Ask the worker to exit and wait for it (a wrapping tool reports at its exit)."""
         if self.worker is not None:
-            self.worker.shutdown()
+            self.worker.close()
+            self.worker = None
 
-    def join(self) -> None:
+    def stop(self) -> None:
+        """Session end: kill the worker and every process under it now. Its solutions' processes
+        hold CUDA contexts whose teardown takes a while each; nothing needs to wait for it (their
+        working directories are under the log folder, which the caller removes)."""
         if self.worker is not None:
-            self.worker.join()
+            self.worker.kill()
             self.worker = None

@@ -74,17 +74,16 @@ class Runner:
             self.ref_pool.start()
 
     def close(self) -> None:
-        """Stop both pools and remove the worker logs."""
-        for pool in (self.pool, self.ref_pool):  # both exit at once: their teardowns overlap
-            pool.shutdown()
+        """Stop both pools and remove the worker logs and the solutions' working folders."""
         for pool in (self.pool, self.ref_pool):
-            pool.join()
+            pool.stop()  # killed, not waited for: seconds of CUDA teardown off the session
         # Worker logs go; what a failed item's worker printed stays in failed/, which its
         # failure message names (pool.WorkerProcess.keep_log).
         kept = self.log_dir / "failed"
         if kept.is_dir() and any(kept.iterdir()):
             for log in self.log_dir.glob("worker-*.log"):
                 log.unlink(missing_ok=True)
+            shutil.rmtree(self.log_dir / "homes", ignore_errors=True)
         else:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
@@ -696,7 +695,7 @@ def judged(resp: Reply) -> float | str:
 
 # What the controller keeps of the reference's answers, shared by every solution of a definition
 # (memo.py): past it, the oldest go (an item's own newest ones stay, whatever their size).
-REFERENCE_MEMO_BYTES = 1 * 2**30
+REFERENCE_MEMO_BYTES = 2 * 2**30
 RECHECK_BYTES = 512 * 2**20  # timed outputs (and inputs) shipped back for re-checking, per item
 
 

@@ -39,6 +39,10 @@ from .protocol import Request
 # re-initialize CUDA in forked subprocess"). A fork costs milliseconds; an exec imports torch and
 # flashinfer-bench again (seconds), so it is the fallback, not the rule. Unset: always fork (CPU).
 EXEC_CHILDREN = "PYTEST_FIB_EXEC_CHILDREN"
+# Where children's private working directories go: inside the controller's log folder, which it
+# removes at session end, so it can kill the whole tree at once instead of waiting for each
+# child's CUDA teardown (pool.WorkerProcess.kill).
+HOMES = "PYTEST_FIB_HOMES"
 
 
 def must_exec() -> bool:
@@ -125,7 +129,7 @@ class Zygote:
 
     def fork(self) -> Child:
         ours, theirs = socket.socketpair()
-        home = tempfile.mkdtemp(prefix="pytest-fib-solution-")
+        home = tempfile.mkdtemp(prefix="pytest-fib-solution-", dir=os.environ.get(HOMES) or None)
         pid = os.fork()
         if pid == 0:  # the child: serve on its own socket, in its own folder, then exit
             code = 0
@@ -204,5 +208,8 @@ class Zygote:
             except (EOFError, OSError):
                 break
             self.upstream.send_bytes(self.relay(raw))
-        for child in [*self.slots.values(), *self.spares]:
-            self.reap(child)
+        children = [*self.slots.values(), *self.spares]
+        for child in children:  # all at once: their CUDA teardowns overlap
+            kill_tree(child.pid)
+        for child in children:
+            self.reap(child, kill=False)

@@ -21,10 +21,13 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> helpers.Run:
     helpers.add_kit(root / "kernels", "crash", kind="segfault")
     helpers.add_kit(root / "kernels", "hang")
     helpers.add_kit(root / "kernels", "ok")
-    return helpers.run_pytest(root, "--fib-dataset=data", *helpers.FAST,
-                              f"--fib-timeout={TIMEOUT}", "-m", "correctness",
-                              # one crash and one hang are enough (each costs a worker start)
-                              "-k", "w0000001 or ok", timeout=180)
+    (root / "tmp").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(root / "tmp"))  # everything the session leaves behind is here
+        return helpers.run_pytest(root, "--fib-dataset=data", *helpers.FAST,
+                                  f"--fib-timeout={TIMEOUT}", "-m", "correctness",
+                                  # one crash and one hang are enough (each costs a worker start)
+                                  "-k", "w0000001 or ok", timeout=180)
 
 
 def test_session_ends_normally_with_failures(session: helpers.Run) -> None:
@@ -74,3 +77,8 @@ def test_a_failed_items_worker_output_outlives_the_session(session: helpers.Run)
     assert kept.parent.name == "failed"
     assert "Fatal Python error: Segmentation fault" in kept.read_text(errors="replace")
     assert not list(kept.parent.parent.glob("worker-*.log"))
+    # nothing else: the processes of the solutions (killed at session end, a crashed one and a
+    # hung one before) leave no working folder behind, and the build pool no folder of its own
+    left = {p.relative_to(kept.parent.parent.parent) for p in
+            kept.parent.parent.parent.rglob("*") if not p.is_relative_to(kept.parent)}
+    assert left == {Path(kept.parent.parent.name)}  # the log folder, which holds failed/
