@@ -339,6 +339,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     return rep
 
 
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> None:
+    """After the first item (in the process that reports: xdist's controller too), work that
+    other plugins do at session end starts in the background (background.py)."""
+    if report.when == "teardown" and config.stash.get(FIB_SESSION, None) is not None:
+        from . import background
+
+        background.start(config)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict[str, Any] | None:
+    """pytest-benchmark's own machine info, computed while items ran (background.py)."""
+    from . import background
+
+    return background.machine_info(config)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The self-test table, files not loaded and the timing summary."""
     fib = config.stash.get(FIB_SESSION, None)

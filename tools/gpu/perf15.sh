@@ -26,7 +26,9 @@ python3 tools/gpu/perf_dataset.py .gpu_data/shared $R/small 3 "${DEFS[@]}" || ex
 
 walled() { local n=$1 t0=$EPOCHREALTIME; shift; echo "$t0" > $R/$n.t0; "$@"; echo "$n $(python3 -c "print(round($EPOCHREALTIME - $t0, 1))")" | tee -a $R/walls; }
 ours() { local n=$1 limit=$2 ds=$3; shift 3
-  PYTEST_FIB_TRACE_CALLS=$R/$n.calls.tsv walled $n timeout $limit python3 -m pytest \
+  # SPY=1: under py-spy (its wheel in .whl), every thread's stacks, idle ones included
+  local spy=(); [ "${SPY:-0}" = 1 ] && spy=(/tmp/site/bin/py-spy record --idle --threads --format raw -r 100 -o $R/$n.spy --)
+  PYTEST_FIB_TRACE_CALLS=$R/$n.calls.tsv walled $n timeout $limit "${spy[@]}" python3 -m pytest \
     -p pytest_fib.plugin -p no:cacheprovider -p no:randomly --fib-dataset=$R/$ds \
     --fib-solutions=dataset --fib-cache-dir=$R/c_ours -m "correctness or timing" \
     --fib-warmup=10 --fib-iterations=50 --fib-trials=3 --fib-seed=3 -rfE --durations=15 \
@@ -81,6 +83,7 @@ if [ "$MODE" = cold ]; then
 elif [ "$MODE" = edit ]; then
   touch $R/t0; ours ours_cold 150 ds; echo "ours_cold_builds $(built $R/t0)" >> $R/walls
   ours ours_warm 60 ds
+  SPY=1 ours ours_warm_spy 90 ds
   edit; touch $R/t2; ours ours_edit 120 ds; echo "ours_edit_builds $(built $R/t2)" >> $R/walls
   timeline ours_edit
   edit; touch $R/t3; ours ours_edit_k 120 ds -k "$(cat $R/edited)"
