@@ -5,7 +5,8 @@
 # start cold: fresh FIB_CACHE_PATH and TRITON_CACHE_DIR, so both compile the CUDA and Triton
 # kernels. Then both again with warm caches, and a warm pytest-fib session under cProfile
 # (controller and workers) to show where the time goes. Python bytecode is compiled up front for
-# both (tools/gpu/env.sh). Results in $OUT/walltime.tar.gz. Carry .whl.
+# both (tools/gpu/env.sh). Results in $OUT/walltime.tar.gz. Carry .whl. FIB_NO_PROFILE=1 skips the
+# profiled session.
 set -uo pipefail
 source tools/gpu/env.sh
 R=/tmp/walltime; mkdir -p $R/prof
@@ -32,6 +33,7 @@ echo "== warm caches"
 ours FIB_PYTEST_WARM_WALL_S warm.log
 fib FIB_BENCH_WARM_WALL_S fib_warm.log
 
+[ "${FIB_NO_PROFILE:-0}" = 1 ] && exit 0  # FIB_NO_PROFILE=1: the four timed sessions only
 echo "== pytest-fib, warm caches, profiled"
 FIB_CACHE_PATH=/tmp/c_ours TRITON_CACHE_DIR=/tmp/t_ours PYTEST_FIB_PROFILE_WORKERS=$R/prof \
   walled FIB_PYTEST_WARM_PROFILED_WALL_S timeout 110 python3 -m cProfile -o $R/prof/controller.prof \
