@@ -513,14 +513,16 @@ class BuildCache:
             if self.write is not None:
                 self.write(self.pool.progress() + " (in the background, while items run)")
 
-    def wait(self, raw: dict[str, Any]) -> None:
+    def wait(self, raw: dict[str, Any], idle: Callable[[], bool] | None = None) -> None:
         """Block until the pool has built this solution, with a progress line now and then.
-        (A solution the pool does not hold is built or waited for by the worker, on its lock.)"""
+        (A solution the pool does not hold is built or waited for by the worker, on its lock.)
+        ``idle`` is called while the build runs, again and again until it returns False: work
+        the caller would do after the build anyway."""
         if self.pool is None:
             return
         key = self.key(raw)
         if key is not None:
-            self.pool.wait(key, self.write)
+            self.pool.wait(key, self.write, idle)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -596,10 +598,13 @@ class BuildPool:
         for event in self.done.values():
             event.set()
 
-    def wait(self, key: str, write: Callable[[str], None] | None) -> None:
+    def wait(self, key: str, write: Callable[[str], None] | None,
+             idle: Callable[[], bool] | None = None) -> None:
         event = self.done.get(key)
         if event is None:
             return
+        while idle is not None and not event.is_set() and idle():
+            pass
         while not event.wait(PROGRESS_EVERY if write else None):
             if write:
                 write(self.progress())

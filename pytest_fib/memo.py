@@ -74,5 +74,10 @@ class Memo:
             self.kept[key] = entry
             self.held += entry[1]
 
+    def full(self) -> bool:
+        """Whether a new entry would push out one that is still to be read (all of it counted:
+        the window too)."""
+        return self.held + sum(size for _, size in self.window.values()) >= self.budget
+
     def __len__(self) -> int:
         return len(self.window) + len(self.kept)

@@ -249,6 +249,8 @@ def _runner(node: pytest.Item) -> Runner:
         from .runner import Runner  # imports torch: only once the first item runs
 
         fib.runner = Runner(fib)
+        fib.runner.plan([(i.case, i.kind) for i in node.session.items
+                         if isinstance(i, FibItem) and i.resumed is None and not i.case.skip])
         fib.runner.prestart(timing=any(getattr(i, "kind", None) == "timing"
                                        for i in node.session.items))
     return fib.runner

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,10 +59,42 @@ class Runner:
         # against: every solution of a definition shares them (memo.py)
         self._refs = Memo(REFERENCE_MEMO_BYTES)
         self._ref_times: dict[tuple[str, str], Any] = {}
+        self._upcoming: list[tuple[Case, str]] = []  # plan()
+        self._ahead: dict[int, Iterator[bool]] = {}  # per solution: reference_ahead()
         self._ref_judged: dict[tuple[str, str], float | str] = {}  # --fib-clock=flashinfer-bench
         self._null: dict[tuple[Any, ...], str | None] = {}
         self._profiled: set[tuple[str, str]] = set()  # --fib-ncu: (solution, workload) done
         self.transfer = "ipc"  # outputs by CUDA IPC on a GPU (transfer.py); "host" after a failure
+
+    def plan(self, items: list[tuple[Case, str]]) -> None:
+        """The session's items in the order they will run: (case, kind)."""
+        self._upcoming = items
+
+    def reference_ahead(self, case: Case) -> Iterator[bool]:
+        """The reference's work for the items of this case's solution (its own first), one
+        worker call a step: done while its build runs, instead of after (the edit-one-kernel
+        loop, docs/performance.md). It stops at the first item it cannot prepare (the item then
+        reports why) and when the memo could not keep more."""
+        mine = [(c, k) for c, k in self._upcoming if c.solution.raw is case.solution.raw]
+        for item, kind in sorted(mine, key=lambda ck: ck[0] is not case):
+            if self._refs.full():
+                return
+            try:
+                definition, workload = self.models(item)
+                if kind == "correctness":
+                    tol = self.settings.tolerance_for(item.definition.name,
+                                                      item.definition.op_type)
+                    for seed in self.seeds(item, tol.trials):
+                        self.reference(item, definition, workload, seed)
+                        yield True
+                elif kind == "timing" and self.device == "cuda":  # a host clock: not while
+                    self.reference_timing(item, definition, workload,  # a build loads the CPU
+                                          self.timing_seeds(item))
+                    yield True
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # noqa: BLE001 -- a failure or skip: the item reports it
+                return
 
     def prestart(self, timing: bool) -> None:
         """Start the workers the session will need, without waiting: on a GPU the reference
@@ -166,7 +198,8 @@ class Runner:
     def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> Request:
         """A request to run the case's solution (``op``: correctness or timing)."""
         if self.fib.builds is not None:  # the build pool may be building it now (buildcache.py)
-            self.fib.builds.wait(case.solution.raw)
+            ahead = self._ahead.setdefault(id(case.solution.raw), self.reference_ahead(case))
+            self.fib.builds.wait(case.solution.raw, idle=lambda: next(ahead, None) is not None)
         return cast(Request, {  # op and **extra: the worker checks them
             "op": op, "definition": case.definition.raw, "workload": case.workload.raw,
             "solution": self.as_called(case), "root": str(self.settings.dataset),

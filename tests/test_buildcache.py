@@ -50,7 +50,7 @@ class Session:
     """A project with C++ kits, run in subprocesses against one cache folder, through a compiler
     wrapper that logs its calls."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, delay: float = 0) -> None:
         self.root = root
         self.data, self.kernels = helpers.project(root, kits=())
         self.cache = root / "cache"
@@ -58,7 +58,7 @@ class Session:
         self.calls.touch()
         wrapper = root / "cxx-wrap"
         wrapper.write_text("#!/bin/sh\ncase \"$*\" in *--version*) ;; *) echo \"$*\" >> "
-                           f"{self.calls} ;; esac\nexec c++ \"$@\"\n")
+                           f"{self.calls}; sleep {delay} ;; esac\nexec c++ \"$@\"\n")
         wrapper.chmod(0o755)
         self.env = helpers.clean_env(root / "fib-bench-cache")
         self.env.update(CXX=str(wrapper), PYTHONPATH=os.pathsep.join(
@@ -230,3 +230,19 @@ def test_a_cached_torch_build_keeps_its_sources_mtimes(tmp_path: Path) -> None:
     assert paths[0].stat().st_mtime == 1_000_000  # unchanged: not written
     assert paths[1].read_text() == "// changed\n" and paths[1].stat().st_mtime != 1_000_000
     assert os.environ.get("FIB_CACHE_PATH") != str(home)
+
+
+def test_the_references_of_a_solutions_items_are_computed_while_it_builds(tmp_path: Path) -> None:
+    """The edit-one-kernel loop: the reference's answers for every item of the solution being
+    built come while the compiler runs (a wrapper that takes 4 s per call), not after it."""
+    slow = Session(tmp_path, delay=4)
+    add_cpp_kit(slow.kernels, "ffi_slow")
+    trace = tmp_path / "calls.tsv"
+    slow.env["PYTEST_FIB_TRACE_CALLS"] = str(trace)
+    rc, out = slow.run("--fib-trials=2")
+    assert rc == 0, out
+    assert "3 passed" in out
+    calls = [line.split("\t") for line in trace.read_text().splitlines()]
+    ops = [op for op, *_ in calls]
+    assert ops.count("reference") == 3 * 2  # two trials on each of three workloads, once each
+    assert ops.index("correctness") > max(i for i, op in enumerate(ops) if op == "reference"), ops

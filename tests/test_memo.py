@@ -104,3 +104,11 @@ def test_a_second_solution_of_a_definition_costs_the_reference_nothing(
     monkeypatch.setenv("PYTEST_FIB_TRACE_CALLS", str(tmp_path / "two.tsv"))
     project.run(*args).assert_outcomes(passed=12)
     assert reference_calls(tmp_path / "two.tsv") == one
+
+
+def test_full_counts_the_window_too() -> None:
+    memo = Memo(budget=100)
+    fill(memo, "d", 4, 20)  # all in the window: 80 bytes
+    assert not memo.full()
+    memo.put(("d", "more"), Blob(20))
+    assert memo.full()

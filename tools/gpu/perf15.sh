@@ -85,9 +85,9 @@ elif [ "$MODE" = edit ]; then
   ours ours_warm 60 ds
   SPY=1 ours ours_warm_spy 90 ds
   edit; touch $R/t2; ours ours_edit 120 ds; echo "ours_edit_builds $(built $R/t2)" >> $R/walls
-  timeline ours_edit
+  timeline ours_edit | tee -a $R/timelines.txt
   edit; touch $R/t3; ours ours_edit_k 120 ds -k "$(cat $R/edited)"
-  echo "ours_edit_k_builds $(built $R/t3)" >> $R/walls; timeline ours_edit_k
+  echo "ours_edit_k_builds $(built $R/t3)" >> $R/walls; timeline ours_edit_k | tee -a $R/timelines.txt
   ours ours_warm2 60 ds
 else
   mkdir -p $R && tar -xzf .perf15/c_fib.tar.gz -C $R && touch -d '-1 hour' $(find $R/c_fib -type f)
@@ -107,6 +107,15 @@ for f in sorted(r.glob("*.calls.tsv")):
         op, s, *_ = line.split("\t")
         agg[op][0] += 1; agg[op][1] += float(s)
     print(f.name, {k: (n, round(t, 2)) for k, (n, t) in sorted(agg.items())})
+    name = f.name.split(".")[0]
+    walls = dict(line.split()[:2] for line in (r / "walls").read_text().splitlines())
+    if (r / f"{name}.t0").exists() and name in walls:  # the session's first and last seconds
+        t0 = float((r / f"{name}.t0").read_text())
+        rows = [line.split("\t") for line in f.read_text().splitlines()]
+        first = float(rows[0][4]) - float(rows[0][1]) - t0
+        last = max(float(x[4]) for x in rows) - t0
+        print(f"  {name}: first worker call began at {first:.2f} s, the last ended at "
+              f"{last:.2f} s, the command took {walls[name]} s")
 for f in sorted(r.glob("*.bench.json")):
     try:
         b = json.loads(f.read_text())["benchmarks"]
