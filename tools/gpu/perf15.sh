@@ -83,7 +83,7 @@ if [ "$MODE" = cold ]; then
 elif [ "$MODE" = edit ]; then
   touch $R/t0; ours ours_cold 150 ds; echo "ours_cold_builds $(built $R/t0)" >> $R/walls
   ours ours_warm 60 ds
-  SPY=1 ours ours_warm_spy 90 ds
+  [ "${PERF15_SPY:-0}" = 1 ] && SPY=1 ours ours_warm_spy 90 ds  # PERF15_SPY=1: py-spy profile
   edit; touch $R/t2; ours ours_edit 120 ds; echo "ours_edit_builds $(built $R/t2)" >> $R/walls
   timeline ours_edit | tee -a $R/timelines.txt
   edit; touch $R/t3; ours ours_edit_k 120 ds -k "$(cat $R/edited)"
