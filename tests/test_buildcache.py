@@ -50,7 +50,8 @@ class Session:
     """A project with C++ kits, run in subprocesses against one cache folder, through a compiler
     wrapper that logs its calls."""
 
-    def __init__(self, root: Path, delay: float = 0) -> None:
+    def __init__(self, root: Path, before: str = "") -> None:
+        """``before``: shell run before each compiler call (not version probes)."""
         self.root = root
         self.data, self.kernels = helpers.project(root, kits=())
         self.cache = root / "cache"
@@ -58,7 +59,7 @@ class Session:
         self.calls.touch()
         wrapper = root / "cxx-wrap"
         wrapper.write_text("#!/bin/sh\ncase \"$*\" in *--version*) ;; *) echo \"$*\" >> "
-                           f"{self.calls}; sleep {delay} ;; esac\nexec c++ \"$@\"\n")
+                           f"{self.calls}; {before or ':'} ;; esac\nexec c++ \"$@\"\n")
         wrapper.chmod(0o755)
         self.env = helpers.clean_env(root / "fib-bench-cache")
         self.env.update(CXX=str(wrapper), PYTHONPATH=os.pathsep.join(
@@ -234,15 +235,19 @@ def test_a_cached_torch_build_keeps_its_sources_mtimes(tmp_path: Path) -> None:
 
 def test_the_references_of_a_solutions_items_are_computed_while_it_builds(tmp_path: Path) -> None:
     """The edit-one-kernel loop: the reference's answers for every item of the solution being
-    built come while the compiler runs (a wrapper that takes 4 s per call), not after it."""
-    slow = Session(tmp_path, delay=4)
-    add_cpp_kit(slow.kernels, "ffi_slow")
+    built come while the compiler runs, not after it. The compiler here waits until the trace
+    shows all of them (60 s at most, so without that work ahead the build just comes late and
+    the order below fails): no race with a busy machine either way."""
     trace = tmp_path / "calls.tsv"
+    refs = 3 * 2  # two trials on each of three workloads
+    wait = (f"i=0; while [ \"$(grep -c '^reference' {trace} 2>/dev/null)\" != {refs} ] && "
+            "[ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done")
+    slow = Session(tmp_path, before=wait)
+    add_cpp_kit(slow.kernels, "ffi_slow")
     slow.env["PYTEST_FIB_TRACE_CALLS"] = str(trace)
     rc, out = slow.run("--fib-trials=2")
     assert rc == 0, out
     assert "3 passed" in out
-    calls = [line.split("\t") for line in trace.read_text().splitlines()]
-    ops = [op for op, *_ in calls]
-    assert ops.count("reference") == 3 * 2  # two trials on each of three workloads, once each
+    ops = [line.split("\t")[0] for line in trace.read_text().splitlines()]
+    assert ops.count("reference") == refs  # each once
     assert ops.index("correctness") > max(i for i, op in enumerate(ops) if op == "reference"), ops
