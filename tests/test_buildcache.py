@@ -251,3 +251,22 @@ def test_the_references_of_a_solutions_items_are_computed_while_it_builds(tmp_pa
     ops = [line.split("\t")[0] for line in trace.read_text().splitlines()]
     assert ops.count("reference") == refs  # each once
     assert ops.index("correctness") > max(i for i, op in enumerate(ops) if op == "reference"), ops
+
+
+def test_ahead_of_a_build_only_the_first_trial_where_the_solution_will_not_run(
+        tmp_path: Path) -> None:
+    """Without a GPU a solution with CUDA sources is compiled only: its items check the
+    reference on the first trial's inputs and nothing more, so no more is computed ahead. The
+    compiler waits for those three, then 3 s more: time for any further work ahead to show."""
+    trace = tmp_path / "calls.tsv"
+    wait = (f"i=0; while [ \"$(grep -c '^reference' {trace} 2>/dev/null)\" -lt 3 ] && "
+            "[ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; sleep 3")
+    gated = Session(tmp_path, before=wait)
+    folder = add_cpp_kit(gated.kernels, "ffi_with_cuda_header")
+    (folder / "solution" / "cpp" / "unused.cuh").write_text("// makes it need a GPU to run\n")
+    gated.env["PYTEST_FIB_TRACE_CALLS"] = str(trace)
+    rc, out = gated.run("--fib-trials=3")
+    assert rc == 0, out
+    assert "3 skipped" in out and "running the solution needs a CUDA GPU" in out, out
+    ops = [line.split("\t")[0] for line in trace.read_text().splitlines()]
+    assert ops.count("reference") == 3, ops  # one trial on each of three workloads
