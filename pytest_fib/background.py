@@ -17,6 +17,7 @@ earlier.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import Any
@@ -68,8 +69,9 @@ def _option(config: pytest.Config, name: str) -> Any:
 
 
 def start(config: pytest.Config) -> None:
-    """Once per session, from the first item's end on."""
-    if PREFETCH in config.stash:
+    """Once per session, from the first item's end on; not in an xdist worker (the summary and
+    the saved benchmarks are the controller's)."""
+    if PREFETCH in config.stash or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     prefetch = config.stash[PREFETCH] = Prefetch(config)
     if prefetch.wanted():
