@@ -201,7 +201,10 @@ class Runner:
     def request(self, op: str, case: Case, seeds: list[int], **extra: Any) -> Request:
         """A request to run the case's solution (``op``: correctness or timing)."""
         if self.fib.builds is not None:  # the build pool may be building it now (buildcache.py)
-            ahead = self._ahead.setdefault(id(case.solution.raw), self.reference_ahead(case))
+            key = id(case.solution.raw)
+            if key not in self._ahead:  # one generator per solution, made on its first request
+                self._ahead[key] = self.reference_ahead(case)
+            ahead = self._ahead[key]
             self.fib.builds.wait(case.solution.raw, idle=lambda: next(ahead, None) is not None)
         return cast(Request, {  # op and **extra: the worker checks them
             "op": op, "definition": case.definition.raw, "workload": case.workload.raw,
